@@ -1,0 +1,5 @@
+"""``python -m batchwan``."""
+
+from batchwan.cli import main
+
+main()

@@ -1,0 +1,163 @@
+"""Plain values that flow from one stage to the next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+#: The fields of the create call; a sheet column with one of these names is sent.
+API_FIELDS: tuple[str, ...] = (
+    "prompt",
+    "image",
+    "negative_prompt",
+    "audio",
+    "audio_url",
+    "resolution",
+    "duration",
+    "prompt_extend",
+    "seed",
+    "safety_filter",
+)
+
+DEFAULT_MODEL = "wan2.5-i2v-preview"
+DEFAULT_BASE_URL = "https://api.mulerouter.ai"
+
+#: USD per second of output video, by resolution (Alibaba's list prices for wan2.5-i2v-preview).
+DEFAULT_PRICES: dict[str, float] = {"480P": 0.05, "720P": 0.10, "1080P": 0.15}
+
+
+class Status(StrEnum):
+    """A row's status, as ``results.csv`` spells it."""
+
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class TaskState(StrEnum):
+    """A provider task's state, with the provider's two vocabularies folded into one."""
+
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One data row as read from a sheet, cells exactly as the user typed them."""
+
+    position: int  # 1-based among the sheet's data rows
+    cells: dict[str, str]
+    read_error: str | None = None  # a line that could not be parsed is a problem of this row
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    """One problem of one row, in words a person can act on."""
+
+    row: int
+    column: str
+    message: str
+    fixable: bool = False  # --fix-images would mend it
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.column}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CheckedRow:
+    """A row after validation: either a request ready to send, or its issues."""
+
+    position: int
+    key: str  # the ledger's key: the sheet's id, else a hash of the request content
+    row_id: str  # what results.csv shows in `id`
+    status: Status  # PENDING (valid), INVALID or DUPLICATE
+    request: dict[str, Any]  # the JSON body, except a local image stays a path (see image_path)
+    image_path: Path | None  # a local image, read and sent as base64 only at submit time
+    content_hash: str  # hash of the full request content, a local image's bytes included
+    issues: tuple[RowIssue, ...] = ()
+    notes: tuple[str, ...] = ()  # what was done to the row, e.g. an image fixed
+    extra: dict[str, str] = field(default_factory=dict)  # the user's own columns, unchanged
+
+    @property
+    def resolution(self) -> str:
+        """The output resolution this row asks for (the API's default when unset)."""
+        return str(self.request.get("resolution", "720P"))
+
+    @property
+    def duration(self) -> int:
+        """Seconds of video this row asks for (the API's default when unset)."""
+        return int(self.request.get("duration", 5))
+
+
+@dataclass(frozen=True)
+class ProviderError:
+    """The provider's own account of why a task failed."""
+
+    code: int | str | None
+    title: str | None
+    detail: str | None
+
+    def __str__(self) -> str:
+        parts = [str(p) for p in (self.code, self.title, self.detail) if p not in (None, "")]
+        return " ".join(parts) if parts else "no detail given"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A provider task as one create or get call reported it."""
+
+    task_id: str
+    state: TaskState
+    raw_status: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    videos: tuple[str, ...] = ()
+    error: ProviderError | None = None
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """How to read a sheet and run it: a job file, or a bare sheet with the defaults."""
+
+    sheet: Path
+    columns: dict[str, str] = field(default_factory=dict)  # API field -> the sheet's column
+    defaults: dict[str, Any] = field(default_factory=dict)  # API field -> value for empty cells
+    model: str = DEFAULT_MODEL
+    out: Path | None = None
+    concurrency: int = 2
+    rate: float = 2.0
+    poll_interval: float = 20.0
+    max_cost: float | None = None
+    prices: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+
+
+@dataclass(frozen=True)
+class RowRecord:
+    """One row of the run's durable record, as results, status and the report read it."""
+
+    position: int
+    key: str
+    row_id: str
+    status: Status
+    cost: float  # estimated USD for this row
+    resolution: str
+    duration: int
+    prompt: str
+    image: str  # as the sheet gave it: URL, data: URI or local path
+    task_id: str | None = None
+    video_url: str | None = None
+    video_file: str | None = None  # relative to the run folder
+    error: str | None = None
+    attempts: int = 0
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
