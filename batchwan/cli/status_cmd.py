@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import click
+
+from batchwan.cli import exit_codes
+from batchwan.errors import StateError
+from batchwan.statusview import all_succeeded, load_run, render_status
 
 
 @click.command()
-def status() -> None:
-    """Not built yet."""
-    raise click.ClickException("not built yet")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.pass_context
+def status(ctx: click.Context, run_dir: Path) -> None:
+    """Show a run's counts, cost and times, and the rows that need attention.
+
+    Reads RUN_DIR alone (no network, nothing written), so it also works while a run is going.
+
+    \b
+    Example:
+      batchwan status runs/demo
+
+    \b
+    Exit codes: 0 every row succeeded; 1 some rows need attention or are still open;
+    2 RUN_DIR holds no run.
+    """
+    try:
+        records, meta, summary = load_run(run_dir)
+    except StateError as exc:
+        click.echo(f"Error: {exc}; start one with: batchwan run SOURCE --out {run_dir}", err=True)
+        ctx.exit(exit_codes.CANNOT_START)
+    title = f"Run {run_dir}"
+    facts = [f"sheet {Path(meta['sheet']).name}" if meta.get("sheet") else "", meta.get("model")]
+    if any(facts):
+        title += " (" + ", ".join(f for f in facts if f) + ")"
+    click.echo(render_status(title, records, summary, now=datetime.now(UTC)), nl=False)
+    ctx.exit(exit_codes.OK if all_succeeded(records) else exit_codes.ROWS_NEED_ATTENTION)

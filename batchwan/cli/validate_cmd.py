@@ -1,11 +1,125 @@
-"""`batchwan validate`."""
+"""`batchwan validate`: check every row of a sheet against the API's rules, and send nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import tempfile
+from pathlib import Path
+
 import click
+
+from batchwan.cli import exit_codes
+from batchwan.errors import InputError
+from batchwan.jobfile import load_source
+from batchwan.loader import read_sheet
+from batchwan.models import CheckedRow, Status
+from batchwan.urlcheck import check_urls
+from batchwan.validation import check_rows, describe
+
+# Spreadsheet programs run a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def summary(rows: list[CheckedRow]) -> str:
+    """One line of counts: ``48 rows: 45 valid, 2 invalid, 1 duplicate``."""
+    counts = {status: 0 for status in (Status.PENDING, Status.INVALID, Status.DUPLICATE)}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    total, duplicates = len(rows), counts[Status.DUPLICATE]
+    return (
+        f"{total} {'row' if total == 1 else 'rows'}: {counts[Status.PENDING]} valid, "
+        f"{counts[Status.INVALID]} invalid, "
+        f"{duplicates} {'duplicate' if duplicates == 1 else 'duplicates'}"
+    )
+
+
+def _as_text(value: object) -> str:
+    text = str(value)
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
+
+
+def write_report(path: Path, rows: list[CheckedRow]) -> None:
+    """Write every issue as CSV: ``row,id,column,message``."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "id", "column", "message"])
+        for row in rows:
+            for issue in row.issues:
+                cells = (issue.row, row.row_id, issue.column, issue.message)
+                writer.writerow([_as_text(c) for c in cells])
+
+
+def _check(source: Path, image_root: Path | None, fix_images: bool, urls: bool) -> list[CheckedRow]:
+    spec = load_source(source)
+    sheet = read_sheet(spec.sheet)
+    if not fix_images:
+        rows = check_rows(sheet, spec, image_root=image_root)
+    else:
+        # validate writes no run folder: fixed copies go to a folder that is removed afterwards.
+        with tempfile.TemporaryDirectory(prefix="batchwan-fix-") as scratch:
+            rows = check_rows(sheet, spec, image_root=image_root, fix_dir=Path(scratch))
+    if urls:
+        rows = asyncio.run(check_urls(rows))
+    return rows
 
 
 @click.command()
-def validate() -> None:
-    """Not built yet."""
-    raise click.ClickException("not built yet")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every problem to this CSV file (row,id,column,message).",
+)
+@click.option(
+    "--check-urls",
+    "urls",
+    is_flag=True,
+    help="Fetch each image and audio URL: reachable, right type, size, length of audio.",
+)
+@click.option(
+    "--image-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Allow local images anywhere inside DIR (default: the sheet's folder).",
+)
+@click.option(
+    "--fix-images",
+    is_flag=True,
+    help="Say what `run --fix-images` would do to each image it can mend.",
+)
+def validate(
+    source: Path, report_path: Path | None, urls: bool, image_root: Path | None, fix_images: bool
+) -> None:
+    """Check every row of SOURCE against the API's rules, and send nothing.
+
+    SOURCE is a sheet (.csv, .tsv, .xlsx, .jsonl, .yaml) or a job file. Every problem of every
+    row is printed, one per line, then a summary. Exit status: 0 when every row is valid, 1 when
+    some row is invalid or a duplicate, 2 when SOURCE cannot be read.
+
+    \b
+    Example:
+      $ batchwan validate samples/mistakes.csv --report problems.csv
+      row 2: duration: must be 5 or 10, got 7
+      ...
+      11 rows: 3 valid, 7 invalid, 1 duplicate
+    """
+    try:
+        rows = _check(source, image_root, fix_images, urls)
+    except InputError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(exit_codes.CANNOT_START) from None
+    for row in rows:
+        for issue in row.issues:
+            click.echo(describe(issue))
+        for note in row.notes:
+            click.echo(f"row {row.position}: would fix {note}")
+    if report_path is not None:
+        try:
+            write_report(report_path, rows)
+        except OSError as exc:
+            click.echo(f"Error: cannot write {report_path}: {exc.strerror or exc}", err=True)
+            raise SystemExit(exit_codes.CANNOT_START) from None
+    click.echo(summary(rows))
+    ok = all(row.status is Status.PENDING for row in rows)
+    raise SystemExit(exit_codes.OK if ok else exit_codes.ROWS_NEED_ATTENTION)

@@ -1,0 +1,109 @@
+"""One run from start to end: open the run folder, run the pool, keep the results fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchwan.client import Client, open_session
+from batchwan.costs import row_cost
+from batchwan.ledger import Ledger, now_utc
+from batchwan.models import CheckedRow, Status
+from batchwan.results import summarize, write_results_csv, write_summary
+from batchwan.runner import RunEvent, Runner, RunOptions, RunOutcome
+from batchwan.validation import build_body
+
+log = logging.getLogger(__name__)
+
+#: How often results.csv and summary.json are rewritten while a run goes on.
+REFRESH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the provider is and how to prove who we are."""
+
+    base_url: str
+    api_key: str | None
+    model: str
+
+
+def open_ledger(
+    run_dir: Path,
+    sheet: Path,
+    rows: Sequence[CheckedRow],
+    extra_columns: Sequence[str],
+    prices: dict[str, float],
+    *,
+    model: str,
+    resubmit_unknown: bool = False,
+    retry_failed: bool = False,
+    max_cost: float | None = None,
+) -> tuple[Ledger, list[str]]:
+    """Open (or start) the run's record and bring it up to date with the sheet as read now."""
+    ledger = Ledger(run_dir)
+    try:
+        ledger.claim(sheet, model)
+        lost = ledger.recover(resubmit_unknown=resubmit_unknown, retry_failed=retry_failed)
+        costs = [
+            row_cost(row.resolution, row.duration, prices) if row.status is Status.PENDING else 0.0
+            for row in rows
+        ]
+        warnings = ledger.sync_sheet(rows, costs, extra_columns)
+    except BaseException:
+        ledger.close()
+        raise
+    if lost:
+        warnings.insert(0, f"{lost} row(s) had a create on the wire when the last run stopped; "
+                        "they are now `unknown` (see --resubmit-unknown)")  # fmt: skip
+    ledger.meta["max_cost"] = "" if max_cost is None else str(max_cost)
+    return ledger, warnings
+
+
+def write_outputs(ledger: Ledger) -> None:
+    """Rewrite results.csv and summary.json from the record, each in one step."""
+    records = ledger.records()
+    columns = json.loads(ledger.meta.get("columns", "[]"))
+    meta = {**ledger.meta, "updated_at": now_utc().isoformat()}
+    write_results_csv(ledger.run_dir, records, columns)
+    write_summary(ledger.run_dir, summarize(records, meta))
+
+
+async def _refresh(ledger: Ledger) -> None:
+    while True:
+        await asyncio.sleep(REFRESH_SECONDS)
+        try:
+            write_outputs(ledger)
+        except OSError as exc:  # a full disk must not kill the run: the ledger is what counts
+            log.warning("could not refresh results: %s", exc)
+
+
+async def execute(
+    ledger: Ledger,
+    rows: Sequence[CheckedRow],
+    options: RunOptions,
+    endpoint: Endpoint,
+    *,
+    on_event: Callable[[RunEvent], None] = lambda event: None,
+    on_runner: Callable[[Runner], None] = lambda runner: None,
+) -> RunOutcome:
+    """Run the pool against one endpoint, refreshing the results as it goes."""
+    async with open_session() as session:
+        client = Client(
+            session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model
+        )
+        runner = Runner(ledger, client, options, body_for=build_body, on_event=on_event)
+        on_runner(runner)
+        refresher = asyncio.create_task(_refresh(ledger))
+        try:
+            return await runner.run(rows)
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            write_outputs(ledger)

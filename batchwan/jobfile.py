@@ -1,0 +1,148 @@
+"""Read a SOURCE into one frozen JobSpec: a job file's settings, or a bare sheet with defaults.
+
+A job file is a YAML mapping with a ``sheet:`` key. A YAML *sheet* is a list of mappings or a
+mapping with ``rows:``; both end in ``.yaml``, and the top-level shape tells them apart. Paths in
+a job file (``sheet:``, ``out:``) are relative to the job file. Unknown keys are refused, since a
+misspelt ``max_cost`` would otherwise silently lift a spending limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from batchwan.errors import InputError
+from batchwan.loader import parse_yaml, read_text
+from batchwan.models import API_FIELDS, DEFAULT_PRICES, JobSpec
+
+log = logging.getLogger(__name__)
+
+#: Every key a job file may have.
+JOB_KEYS: tuple[str, ...] = (
+    "sheet",
+    "columns",
+    "defaults",
+    "model",
+    "out",
+    "concurrency",
+    "rate",
+    "poll_interval",
+    "max_cost",
+    "prices",
+)
+
+#: What ``columns:`` may map: the API's fields and the row's id.
+MAPPABLE: tuple[str, ...] = (*API_FIELDS, "id")
+
+
+def load_source(path: Path) -> JobSpec:
+    """A job file -> its JobSpec; any sheet -> JobSpec(sheet=path); InputError when unusable."""
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return JobSpec(sheet=path)
+    data = parse_yaml(path, read_text(path), typed=True)
+    if not (isinstance(data, dict) and "sheet" in data):
+        return JobSpec(sheet=path)
+    return _job_spec(path, data)
+
+
+def _job_spec(path: Path, data: dict[Any, Any]) -> JobSpec:
+    unknown = [str(k) for k in data if k not in JOB_KEYS]
+    if unknown:
+        raise InputError(
+            f"{path}: unknown key {unknown[0]!r}; a job file may have: {', '.join(JOB_KEYS)}"
+        )
+    base = path.parent
+    kwargs: dict[str, Any] = {"sheet": _path(path, base, "sheet", data["sheet"])}
+    if data.get("out") is not None:
+        kwargs["out"] = _path(path, base, "out", data["out"])
+    if data.get("columns") is not None:
+        kwargs["columns"] = _columns(path, data["columns"])
+    if data.get("defaults") is not None:
+        kwargs["defaults"] = _defaults(path, data["defaults"])
+    if data.get("model") is not None:
+        kwargs["model"] = _text(path, "model", data["model"])
+    if data.get("concurrency") is not None:
+        kwargs["concurrency"] = _whole(path, "concurrency", data["concurrency"])
+    for key in ("rate", "poll_interval"):
+        if data.get(key) is not None:
+            kwargs[key] = _number(path, key, data[key], positive=True)
+    if data.get("max_cost") is not None:
+        kwargs["max_cost"] = _number(path, "max_cost", data["max_cost"], positive=False)
+    if data.get("prices") is not None:
+        kwargs["prices"] = _prices(path, data["prices"])
+    spec = JobSpec(**kwargs)
+    log.debug("job file %s: sheet %s", path, spec.sheet)
+    return spec
+
+
+def _text(path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{path}: `{key}:` must be text, got {value!r}")
+    return value.strip()
+
+
+def _path(path: Path, base: Path, key: str, value: Any) -> Path:
+    # normpath so `jobs/../samples/demo.csv` reads as `samples/demo.csv` in every message.
+    return Path(os.path.normpath(base / _text(path, key, value)))
+
+
+def _whole(path: Path, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{path}: `{key}:` must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _number(path: Path, key: str, value: Any, *, positive: bool) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    number = float(value) if ok else math.nan
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        need = "a number above 0" if positive else "a number of at least 0"
+        raise InputError(f"{path}: `{key}:` must be {need}, got {value!r}")
+    return number
+
+
+def _mapping(path: Path, key: str, value: Any) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: `{key}:` must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _columns(path: Path, value: Any) -> dict[str, str]:
+    columns: dict[str, str] = {}
+    for field, column in _mapping(path, "columns", value).items():
+        if field not in MAPPABLE:
+            raise InputError(
+                f"{path}: `columns:` maps {field!r}, which is not an API field; "
+                f"use one of: {', '.join(MAPPABLE)}"
+            )
+        columns[field] = _text(path, f"columns: {field}", column)
+    return columns
+
+
+def _defaults(path: Path, value: Any) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for field, default in _mapping(path, "defaults", value).items():
+        if field not in API_FIELDS:
+            raise InputError(
+                f"{path}: `defaults:` sets {field!r}, which is not an API field; "
+                f"use one of: {', '.join(API_FIELDS)}"
+            )
+        if isinstance(default, dict | list):
+            raise InputError(f"{path}: `defaults: {field}` must be a single value")
+        defaults[field] = default
+    return defaults
+
+
+def _prices(path: Path, value: Any) -> dict[str, float]:
+    prices = dict(DEFAULT_PRICES)
+    for resolution, price in _mapping(path, "prices", value).items():
+        name = str(resolution).strip().upper()
+        if name not in DEFAULT_PRICES:
+            raise InputError(
+                f"{path}: `prices:` has {resolution!r}; use {', '.join(DEFAULT_PRICES)}"
+            )
+        prices[name] = _number(path, f"prices: {name}", price, positive=False)
+    return prices

@@ -1,0 +1,455 @@
+"""The pool: submit the valid rows within the provider's limits, follow each task, download.
+
+Which errors may be retried is decided by the client's ``safe_to_resend``: a create is sent
+again only when the provider surely did not accept it (429, 503, connection refused). Anything
+else on a create that may have been accepted leaves the row ``unknown``, never resent here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from batchwan.errors import (
+    AccountError,
+    ApiError,
+    InputError,
+    RateLimited,
+    Rejected,
+    TaskNotFound,
+)
+from batchwan.ledger import Ledger, TaskEntry
+from batchwan.limits import CreateWindow, InFlight, SharedPause, backoff
+from batchwan.models import CheckedRow, Status, TaskInfo, TaskState
+
+log = logging.getLogger(__name__)
+
+VIDEOS_DIR = "videos"
+
+
+class ApiClient(Protocol):
+    """What the runner needs of the provider's client."""
+
+    async def create(self, body: dict[str, Any]) -> TaskInfo:
+        """Send one create request."""
+        ...
+
+    async def get(self, task_id: str) -> TaskInfo:
+        """Look up one task."""
+        ...
+
+    async def download(self, url: str, dest: Path) -> int:
+        """Stream one video to ``dest``."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How hard to push the provider, and what to do along the way."""
+
+    concurrency: int = 2
+    rate: float = 2.0
+    poll_interval: float = 20.0
+    task_deadline: float = 3600.0
+    wait: bool = True
+    download: bool = True
+    max_cost: float | None = None
+    poll_concurrency: int = 8
+    download_concurrency: int = 4
+    create_tries: int = 8  # sends of a create that the provider surely did not accept
+    retry_after_cap: float = 60.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    not_found_limit: int = 5
+    download_tries: int = 3
+    stop_grace: float = 20.0  # how long an interrupted run waits for creates already on the wire
+
+
+class StopReason(StrEnum):
+    """Why a run ended before every row was done."""
+
+    ACCOUNT = "account"
+    BUDGET = "budget"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Progress, for whoever shows it (the CLI draws bars or prints lines)."""
+
+    kind: str  # "submitted", "finished", "downloaded", "warning"
+    message: str
+    status: Status | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How the run ended."""
+
+    stop: StopReason | None
+    message: str | None = None
+
+
+class _StopRun(Exception):
+    """Raised inside a worker to end the whole run (the key or the budget was refused)."""
+
+
+def video_name(row: CheckedRow | None, task_id: str) -> str:
+    """``<row>-<id or task id>.mp4``, with anything unsafe in a file name replaced."""
+    if row is None:
+        stem = f"0-{task_id}"
+    else:
+        own_id = not row.content_hash.startswith(row.row_id)
+        stem = f"{row.position}-{row.row_id if own_id else task_id}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:150] + ".mp4"
+
+
+class Runner:
+    """Submits, polls and downloads the rows of one run folder."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: ApiClient,
+        options: RunOptions,
+        *,
+        body_for: Callable[[CheckedRow], dict[str, Any]],
+        on_event: Callable[[RunEvent], None] = lambda event: None,
+    ) -> None:
+        self.ledger = ledger
+        self.client = client
+        self.options = options
+        self._body_for = body_for
+        self._emit = on_event
+        self._stopping = asyncio.Event()  # stop everything: polls too
+        self._no_more_creates = asyncio.Event()  # stop sending; keep following what was sent
+        self._wire_idle = asyncio.Event()  # no create is waiting for its answer
+        self._wire_idle.set()
+        self._on_wire = 0
+        self._stop: StopReason | None = None
+        self._stop_message: str | None = None
+        self._in_flight = InFlight(options.concurrency)
+        self._window = CreateWindow(options.rate)
+        self._pause = SharedPause()
+        self._polls = asyncio.Semaphore(options.poll_concurrency)
+        self._downloads = asyncio.Semaphore(options.download_concurrency)
+        self._followers: set[asyncio.Task[None]] = set()
+        self._committed = 0.0
+        self._rows_by_key: dict[str, CheckedRow] = {}
+
+    # -- control ---------------------------------------------------------------------------------
+
+    def stop(self, reason: StopReason = StopReason.INTERRUPTED, message: str | None = None) -> None:
+        """Stop sending creates and, unless it is the budget, stop following tasks too.
+
+        Tasks already accepted keep running at the provider; the next run collects them.
+        """
+        if self._stop is None:
+            self._stop = reason
+            self._stop_message = message
+            log.warning("stopping: %s", message or reason.value)
+        self._no_more_creates.set()
+        if reason is not StopReason.BUDGET:
+            self._stopping.set()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless the run is stopping; True when it is."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, seconds))
+        return self._stopping.is_set()
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    async def run(self, rows: Sequence[CheckedRow]) -> RunOutcome:
+        """Submit every pending row, follow every running task, and download every video."""
+        self._rows_by_key = {row.key: row for row in rows if row.status is Status.PENDING}
+        self._committed = self.ledger.committed_cost()
+        entries = self.ledger.entries
+        for entry in entries.values():
+            if entry.status is Status.RUNNING and entry.task_id:
+                self._in_flight.take()
+                self._follow(self._poll(entry))
+            elif self._download_due(entry):
+                self._follow(self._download(entry))
+        queue = deque(
+            row for row in self._rows_by_key.values() if entries[row.key].status is Status.PENDING
+        )
+        submitters = [
+            asyncio.create_task(self._submit_worker(queue))
+            for _ in range(min(self.options.concurrency, len(queue)))
+        ]
+        try:
+            await self._finish(submitters)
+        finally:
+            for task in (*submitters, *self._followers):
+                task.cancel()
+            await asyncio.gather(*submitters, *self._followers, return_exceptions=True)
+        return RunOutcome(self._stop, self._stop_message)
+
+    async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
+        """Wait for the submitters, then (unless told not to) for every task to end."""
+        stopped = asyncio.create_task(self._stopping.wait())
+        try:
+            pending = {t for t in submitters if not t.done()}
+            while pending and not self._stopping.is_set():
+                await asyncio.wait([stopped, *pending], return_when=asyncio.FIRST_COMPLETED)
+                pending = {t for t in pending if not t.done()}
+            while self.options.wait and self._followers and not self._stopping.is_set():
+                await asyncio.wait([stopped, *self._followers], return_when=asyncio.FIRST_COMPLETED)
+            if self._stopping.is_set():
+                # A create already on the wire gets its answer recorded, within a grace period;
+                # one still unanswered after it is found `unknown` by the next run.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wire_idle.wait(), self.options.stop_grace)
+        finally:
+            stopped.cancel()
+
+    def _follow(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+        task.add_done_callback(self._reraise_in_log)
+
+    @staticmethod
+    def _reraise_in_log(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("a worker failed: %r", exc, exc_info=exc)
+
+    # -- submitting ------------------------------------------------------------------------------
+
+    async def _submit_worker(self, queue: deque[CheckedRow]) -> None:
+        while queue and not self._no_more_creates.is_set():
+            row = queue.popleft()
+            await self._in_flight.acquire()
+            accepted = False
+            try:
+                if not self._no_more_creates.is_set():
+                    accepted = await self._submit(row)
+            except _StopRun:
+                return
+            finally:
+                if not accepted:
+                    await self._in_flight.release()
+            if accepted:
+                self._follow(self._poll(self.ledger.entries[row.key]))
+
+    def _over_budget(self, entry: TaskEntry) -> bool:
+        limit = self.options.max_cost
+        return limit is not None and self._committed + entry.cost > limit + 1e-9
+
+    async def _submit(self, row: CheckedRow) -> bool:
+        """Send one row's create, retrying only what surely was not accepted; True if accepted."""
+        entry = self.ledger.entries[row.key]
+        try:
+            body = await self._body(row)
+        except (InputError, OSError) as exc:
+            await self.ledger.create_settled(row.key, Status.FAILED, f"not sent: {exc}")
+            return False
+        for attempt in range(self.options.create_tries):
+            await self._pause.wait()
+            await self._window.acquire()
+            if self._no_more_creates.is_set():
+                self._window.release_later()
+                return False
+            if self._over_budget(entry):
+                self._window.release_later()
+                await self._refuse_budget(row)
+                raise _StopRun
+            self._committed += entry.cost  # counted before the await: no other worker slips in
+            self._on_wire += 1
+            self._wire_idle.clear()
+            try:
+                await self.ledger.begin_create(row.key)
+                info = await self.client.create(body)
+                await self.ledger.create_accepted(row.key, info.task_id)
+            except ApiError as exc:
+                self._committed -= entry.cost if exc.safe_to_resend else 0.0
+                if not await self._create_failed(row, entry, exc, attempt):
+                    return False
+                continue
+            finally:
+                self._window.release_later()
+                self._on_wire -= 1
+                if self._on_wire == 0:
+                    self._wire_idle.set()
+            self._emit(RunEvent("submitted", f"row {row.position}: task {info.task_id}"))
+            log.info("row %s: accepted as task %s", row.position, info.task_id)
+            return True
+        await self.ledger.create_settled(
+            row.key,
+            Status.PENDING,
+            f"not sent: the provider refused it {self.options.create_tries} times "
+            "(busy or rate limited); run again later",
+        )
+        return False
+
+    async def _body(self, row: CheckedRow) -> dict[str, Any]:
+        if row.image_path is None:
+            return self._body_for(row)
+        # Reading and encoding an image of up to 10 MB would stall every other worker.
+        return await asyncio.to_thread(self._body_for, row)
+
+    async def _create_failed(
+        self, row: CheckedRow, entry: TaskEntry, exc: ApiError, attempt: int
+    ) -> bool:
+        """Record why a create failed; True when it may be sent again."""
+        where = f"row {row.position}"
+        if isinstance(exc, AccountError):
+            await self.ledger.create_settled(row.key, Status.PENDING, f"not sent: {exc}")
+            self.stop(StopReason.ACCOUNT, f"{exc} (trace {exc.trace_id or '-'})")
+            raise _StopRun from exc
+        if isinstance(exc, Rejected):
+            self._committed -= entry.cost
+            await self.ledger.create_settled(row.key, Status.FAILED, str(exc))
+            self._emit(RunEvent("finished", f"{where}: rejected: {exc}", Status.FAILED))
+            log.warning("%s: rejected: %s (trace %s)", where, exc, exc.trace_id)
+            return False
+        if not exc.safe_to_resend:
+            message = (
+                f"{exc}; the task may or may not exist at the provider "
+                "(run with --resubmit-unknown to send it again)"
+            )
+            await self.ledger.create_settled(row.key, Status.UNKNOWN, message)
+            self._emit(RunEvent("finished", f"{where}: unknown: {exc}", Status.UNKNOWN))
+            log.warning("%s: outcome unknown: %s (trace %s)", where, exc, exc.trace_id)
+            return False
+        await self.ledger.create_settled(row.key, Status.PENDING, f"not sent yet: {exc}")
+        delay = backoff(attempt, base=self.options.backoff_base, cap=self.options.backoff_cap)
+        if isinstance(exc, RateLimited):
+            if exc.retry_after is not None:
+                delay = min(exc.retry_after, self.options.retry_after_cap)
+            self._pause.extend(delay)  # one 429 slows every worker, not only this one
+        log.info("%s: %s; trying again in %.1f s", where, exc, delay)
+        return not await self._sleep(delay)
+
+    async def _refuse_budget(self, row: CheckedRow) -> None:
+        limit = self.options.max_cost or 0.0
+        message = (
+            f"not sent: --max-cost ${limit:.2f} reached "
+            f"(${self._committed:.2f} committed in this run folder)"
+        )
+        self.stop(StopReason.BUDGET, f"row {row.position}: {message}")
+        await self.ledger.settle_pending(self._rows_by_key, message)
+
+    # -- following -------------------------------------------------------------------------------
+
+    async def _poll(self, entry: TaskEntry) -> None:
+        """Ask after one task until it ends, its deadline passes, or the run stops."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.task_deadline
+        not_found = errors = 0
+        interval = self.options.poll_interval
+        released = False
+        try:
+            while True:
+                if await self._sleep(interval * random.uniform(0.8, 1.2)):
+                    return
+                if loop.time() > deadline:
+                    minutes = self.options.task_deadline / 60
+                    await self.ledger.note(
+                        entry.key,
+                        f"still running at the provider after {minutes:.0f} min; "
+                        "run again to collect it",
+                    )
+                    return
+                try:
+                    async with self._polls:
+                        info = await self.client.get(entry.task_id or "")
+                except TaskNotFound as exc:
+                    not_found += 1
+                    if not_found >= self.options.not_found_limit:
+                        await self._task_lost(entry, exc)
+                        await self._in_flight.release()
+                        released = True
+                        return
+                    continue
+                except AccountError as exc:
+                    self.stop(StopReason.ACCOUNT, str(exc))
+                    return
+                except ApiError as exc:
+                    errors += 1
+                    log.info("task %s: poll failed (%s); trying again", entry.task_id, exc)
+                    await self._sleep(backoff(errors, base=interval, cap=self.options.backoff_cap))
+                    continue
+                if info.state is TaskState.IN_PROGRESS:
+                    if info.raw_status not in _KNOWN_PROGRESS:
+                        log.warning("task %s: unknown status %r", entry.task_id, info.raw_status)
+                    continue
+                await self._in_flight.release()
+                released = True
+                await self._task_ended(entry, info)
+                return
+        finally:
+            if not released:
+                await self._in_flight.release()
+
+    async def _task_lost(self, entry: TaskEntry, exc: ApiError) -> None:
+        message = (
+            f"the provider does not know task {entry.task_id} "
+            f"({self.options.not_found_limit} lookups answered 404): {exc}"
+        )
+        await self.ledger.task_finished(entry.key, Status.FAILED, error=message)
+        self._committed -= entry.cost
+        self._emit(RunEvent("finished", message, Status.FAILED))
+
+    async def _task_ended(self, entry: TaskEntry, info: TaskInfo) -> None:
+        row = self._rows_by_key.get(entry.key)
+        where = f"row {row.position}" if row else f"task {entry.task_id}"
+        if info.state is TaskState.SUCCEEDED and info.videos:
+            await self.ledger.task_finished(entry.key, Status.SUCCEEDED, video_url=info.videos[0])
+            self._emit(RunEvent("finished", f"{where}: succeeded", Status.SUCCEEDED))
+            if self._download_due(entry):
+                await self._download(entry)
+            return
+        if info.state is TaskState.SUCCEEDED:
+            message = f"the provider reported success but returned no video (task {info.task_id})"
+        else:
+            message = f"the provider failed the task: {info.error or 'no reason given'}"
+        self._committed -= entry.cost  # failed tasks are not billed
+        await self.ledger.task_finished(entry.key, Status.FAILED, error=message)
+        self._emit(RunEvent("finished", f"{where}: {message}", Status.FAILED))
+        log.warning("%s: %s (trace %s)", where, message, info.trace_id)
+
+    # -- downloading -----------------------------------------------------------------------------
+
+    def _download_due(self, entry: TaskEntry) -> bool:
+        if not self.options.download or entry.status is not Status.SUCCEEDED:
+            return False
+        if not entry.video_url:
+            return False
+        done = entry.video_file and (self.ledger.run_dir / entry.video_file).is_file()
+        return not done
+
+    async def _download(self, entry: TaskEntry) -> None:
+        """Fetch one video into videos/, retrying a few times; a failure is noted, not fatal."""
+        relative = (
+            f"{VIDEOS_DIR}/{video_name(self._rows_by_key.get(entry.key), entry.task_id or '')}"
+        )
+        dest = self.ledger.run_dir / relative
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(self.options.download_tries):
+            try:
+                async with self._downloads:
+                    size = await self.client.download(entry.video_url or "", dest)
+            except ApiError as exc:
+                if attempt + 1 < self.options.download_tries and not await self._sleep(
+                    backoff(attempt, base=self.options.backoff_base, cap=10.0)
+                ):
+                    continue
+                await self.ledger.note(entry.key, f"video not downloaded: {exc}; run again")
+                return
+            await self.ledger.note(entry.key, None, video_file=relative)
+            self._emit(RunEvent("downloaded", f"{relative} ({size} bytes)"))
+            return
+
+
+_KNOWN_PROGRESS = frozenset({"pending", "queued", "running", "processing", "retrying"})

@@ -1,0 +1,85 @@
+"""Load and validate a CSV of URL-image rows; report rows per second and peak memory.
+
+    python -m bench.bench_validate [ROWS]        (default 100,000)
+
+The bar: 100,000 rows in under 5 s and under 500 MB on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from batchwan.jobfile import load_source
+from batchwan.loader import read_sheet
+from batchwan.models import Status
+from batchwan.validation import check_rows
+
+_RESOLUTIONS = ("480P", "720P", "1080P")
+
+
+def write_sheet(path: Path, rows: int) -> None:
+    """Write a realistic sheet: every row distinct, a URL image, the user's own columns."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["id", "prompt", "image", "duration", "resolution", "seed", "campaign", "owner"]
+        )
+        for n in range(rows):
+            writer.writerow(
+                [
+                    f"clip-{n:06d}",
+                    f"A slow dolly shot across a harbour at dawn, boats rocking gently, take {n}",
+                    f"https://cdn.example.com/frames/{n // 7}/frame-{n:06d}.jpg",
+                    "5" if n % 3 else "10",
+                    _RESOLUTIONS[n % 3],
+                    str(n * 7919 % 2147483647),
+                    f"campaign-{n % 12}",
+                    f"owner{n % 5}@example.com",
+                ]
+            )
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is KiB on Linux: the high-water mark of the whole process.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(rows: int = 100_000) -> dict[str, Any]:
+    """Time loading and validating `rows` URL-image rows; the figures as a dict."""
+    with tempfile.TemporaryDirectory(prefix="bench-validate-") as folder:
+        sheet_path = Path(folder) / "sheet.csv"
+        write_sheet(sheet_path, rows)
+        rss_before = _peak_rss_mb()
+        start = time.perf_counter()
+        spec = load_source(sheet_path)
+        sheet = read_sheet(spec.sheet)
+        loaded = time.perf_counter()
+        checked = check_rows(sheet, spec)
+        done = time.perf_counter()
+    valid = sum(1 for row in checked if row.status is Status.PENDING)
+    seconds = done - start
+    return {
+        "name": "validate",
+        "rows": rows,
+        "valid": valid,
+        "load_s": round(loaded - start, 3),
+        "validate_s": round(done - loaded, 3),
+        "total_s": round(seconds, 3),
+        "rows_per_s": round(rows / seconds) if seconds else None,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_before_mb": round(rss_before, 1),
+        "bar": "under 5 s and under 500 MB for 100,000 rows",
+        "ok": seconds < 5 and _peak_rss_mb() < 500,
+    }
+
+
+if __name__ == "__main__":
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    for key, value in run(count).items():
+        print(f"{key}: {value}")
