@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from batchwan.client import Client, open_session
 from batchwan.costs import row_cost
-from batchwan.ledger import Ledger, now_utc
+from batchwan.ledger import Ledger, Snapshot, now_utc
 from batchwan.models import CheckedRow, Status
 from batchwan.results import summarize, write_results_csv, write_summary
 from batchwan.runner import RunEvent, Runner, RunOptions, RunOutcome
@@ -65,22 +66,28 @@ def open_ledger(
     return ledger, warnings
 
 
-def write_outputs(ledger: Ledger) -> None:
+def write_outputs(source: Ledger | Snapshot) -> None:
     """Rewrite results.csv and summary.json from the record, each in one step."""
-    records = ledger.records()
-    columns = json.loads(ledger.meta.get("columns", "[]"))
-    meta = {**ledger.meta, "updated_at": now_utc().isoformat()}
-    write_results_csv(ledger.run_dir, records, columns)
-    write_summary(ledger.run_dir, summarize(records, meta))
+    records = source.records()
+    columns = json.loads(source.meta.get("columns", "[]"))
+    meta = {**source.meta, "updated_at": now_utc().isoformat()}
+    write_results_csv(source.run_dir, records, columns)
+    write_summary(source.run_dir, summarize(records, meta))
 
 
 async def _refresh(ledger: Ledger) -> None:
+    """Keep the results fresh without slowing the pool: build and write them off the loop."""
+    interval = REFRESH_SECONDS
+    loop = asyncio.get_running_loop()
     while True:
-        await asyncio.sleep(REFRESH_SECONDS)
+        await asyncio.sleep(interval)
+        started = loop.time()
         try:
-            write_outputs(ledger)
+            await asyncio.to_thread(write_outputs, ledger.snapshot())
         except OSError as exc:  # a full disk must not kill the run: the ledger is what counts
             log.warning("could not refresh results: %s", exc)
+        # A huge sheet makes each refresh dear: spend at most a tenth of the time on them.
+        interval = max(REFRESH_SECONDS, 10 * (loop.time() - started))
 
 
 async def execute(
@@ -93,6 +100,24 @@ async def execute(
     on_runner: Callable[[Runner], None] = lambda runner: None,
 ) -> RunOutcome:
     """Run the pool against one endpoint, refreshing the results as it goes."""
+    # Every durable write is a hand-off to the ledger's writer thread and back; Python's
+    # default 5 ms GIL switch interval would add up to that much latency to each of them.
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        return await _execute(ledger, rows, options, endpoint, on_event, on_runner)
+    finally:
+        sys.setswitchinterval(previous)
+
+
+async def _execute(
+    ledger: Ledger,
+    rows: Sequence[CheckedRow],
+    options: RunOptions,
+    endpoint: Endpoint,
+    on_event: Callable[[RunEvent], None],
+    on_runner: Callable[[Runner], None],
+) -> RunOutcome:
     async with open_session() as session:
         client = Client(
             session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model

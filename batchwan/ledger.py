@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import queue
 import sqlite3
@@ -470,8 +471,29 @@ class Ledger:
 
     def records(self) -> list[RowRecord]:
         """The current sheet's rows with what the record knows of each, in sheet order."""
+        return self.snapshot().records()
+
+    def snapshot(self) -> Snapshot:
+        """A copy of what the record knows now, safe to read from another thread."""
+        entries = {key: copy.copy(entry) for key, entry in self.entries.items()}
+        return Snapshot(self.run_dir, dict(self.meta), list(self.sheet_rows), entries,
+                        dict(self._notes))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The record at one instant: enough to write results without touching the live ledger."""
+
+    run_dir: Path
+    meta: dict[str, str]
+    sheet_rows: list[CheckedRow]
+    entries: dict[str, TaskEntry]
+    notes: dict[int, str]
+
+    def records(self) -> list[RowRecord]:
+        """The sheet's rows with what the record knew of each, in sheet order."""
         return [
-            _record(row, self.entries.get(row.key), self._notes.get(row.position))
+            _record(row, self.entries.get(row.key), self.notes.get(row.position))
             for row in self.sheet_rows
         ]
 
@@ -486,38 +508,39 @@ def _image_label(row: CheckedRow) -> str:
 
 
 def _record(row: CheckedRow, entry: TaskEntry | None, note: str | None = None) -> RowRecord:
-    base = RowRecord(
-        position=row.position,
-        key=row.key,
-        row_id=row.row_id,
-        status=row.status,
-        cost=entry.cost if entry else 0.0,
-        resolution=row.resolution,
-        duration=row.duration,
-        prompt=str(row.request.get("prompt", "")),
-        image=_image_label(row),
-        error=note,
-        extra=dict(row.extra),
-    )
+    """One results row: the sheet's view of the row, with the record's view of its task."""
     if row.status is not Status.PENDING or entry is None:
-        return base
-    return _merge(base, entry, note)
+        return RowRecord(
+            position=row.position, key=row.key, row_id=row.row_id, status=row.status, cost=0.0,
+            resolution=row.resolution, duration=row.duration,
+            prompt=str(row.request.get("prompt", "")), image=_image_label(row), error=note,
+            extra=row.extra,
+        )  # fmt: skip
+    return _merged(
+        row.position, row.key, row.row_id, str(row.request.get("prompt", "")), _image_label(row),
+        row.extra, entry, note,
+    )  # fmt: skip
 
 
-def _merge(base: RowRecord, entry: TaskEntry, note: str | None) -> RowRecord:
-    error = "; ".join(part for part in (entry.error, note) if part) or None
-    return replace(
-        base,
-        status=entry.status,
-        cost=entry.cost,
-        task_id=entry.task_id,
-        video_url=entry.video_url,
-        video_file=entry.video_file,
-        error=error,
-        attempts=entry.attempts,
-        submitted_at=entry.submitted_at,
-        finished_at=entry.finished_at,
-    )
+def _merged(
+    position: int,
+    key: str,
+    row_id: str,
+    prompt: str,
+    image: str,
+    extra: dict[str, str],
+    entry: TaskEntry,
+    note: str | None,
+) -> RowRecord:
+    """A valid row's record: what the ledger knows, with any remark from reading the sheet."""
+    error = entry.error if not note else (f"{entry.error}; {note}" if entry.error else note)
+    return RowRecord(
+        position=position, key=key, row_id=row_id, status=entry.status, cost=entry.cost,
+        resolution=entry.resolution, duration=entry.duration, prompt=prompt, image=image,
+        task_id=entry.task_id, video_url=entry.video_url, video_file=entry.video_file,
+        error=error, attempts=entry.attempts, submitted_at=entry.submitted_at,
+        finished_at=entry.finished_at, extra=extra,
+    )  # fmt: skip
 
 
 def read_meta(run_dir: Path) -> dict[str, str]:
@@ -556,7 +579,8 @@ def _records_from_db(
         if status is Status.PENDING and entry is not None:
             if entry.sending:
                 entry = replace(entry, status=Status.UNKNOWN, error=entry.error or LOST_ANSWER)
-            yield _merge(base, entry, r["error"])
+            yield _merged(base.position, base.key, base.row_id, base.prompt, base.image,
+                          base.extra, entry, r["error"])  # fmt: skip
         else:
             yield base
 

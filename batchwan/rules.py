@@ -36,6 +36,7 @@ def shown(text: str) -> str:
 
 def _length(limit: int) -> Rule:
     def rule(text: str) -> Result:
+        """The text itself, or how far over the limit it is."""
         if len(text) > limit:
             return None, f"{len(text)} characters; must be at most {limit} (shorten it)"
         return text, None

@@ -145,6 +145,7 @@ class Runner:
         self._followers: set[asyncio.Task[None]] = set()
         self._committed = 0.0
         self._rows_by_key: dict[str, CheckedRow] = {}
+        self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -240,7 +241,9 @@ class Runner:
                 if not accepted:
                     await self._in_flight.release()
             if accepted:
-                self._follow(self._poll(self.ledger.entries[row.key]))
+                self._follow(
+                    self._poll(self.ledger.entries[row.key], self._accepted_at.pop(row.key))
+                )
 
     def _over_budget(self, entry: TaskEntry) -> bool:
         limit = self.options.max_cost
@@ -270,6 +273,7 @@ class Runner:
             try:
                 await self.ledger.begin_create(row.key)
                 info = await self.client.create(body)
+                self._accepted_at[row.key] = asyncio.get_running_loop().time()
                 await self.ledger.create_accepted(row.key, info.task_id)
             except ApiError as exc:
                 self._committed -= entry.cost if exc.safe_to_resend else 0.0
@@ -342,16 +346,23 @@ class Runner:
 
     # -- following -------------------------------------------------------------------------------
 
-    async def _poll(self, entry: TaskEntry) -> None:
-        """Ask after one task until it ends, its deadline passes, or the run stops."""
+    async def _poll(self, entry: TaskEntry, accepted_at: float | None = None) -> None:
+        """Ask after one task until it ends, its deadline passes, or the run stops.
+
+        The first wait counts from when the create was answered, not from when its task id
+        was committed, so the durable write costs the task no time at the provider.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.task_deadline
         not_found = errors = 0
         interval = self.options.poll_interval
         released = False
+        since = loop.time() - accepted_at if accepted_at is not None else 0.0
         try:
             while True:
-                if await self._sleep(interval * random.uniform(0.8, 1.2)):
+                wait = interval * random.uniform(0.8, 1.2) - since
+                since = 0.0
+                if await self._sleep(wait):
                     return
                 if loop.time() > deadline:
                     minutes = self.options.task_deadline / 60

@@ -26,7 +26,7 @@ from batchwan.models import CheckedRow, RowIssue, Status
 log = logging.getLogger(__name__)
 
 _LIMITS = {"image": MAX_IMAGE_BYTES, "audio_url": MAX_AUDIO_BYTES}
-_TYPES = {"image": ("image/",), "audio_url": ("audio/", "application/octet-stream")}
+_TYPES = {"image": ("image/",), "audio_url": ("audio/",)}
 _CHUNK = 64 * 1024
 
 
@@ -64,7 +64,8 @@ async def _fetch_problems(session: aiohttp.ClientSession, field: str, url: str) 
         if response.status != 200:
             return [f"{url} answered HTTP {response.status}; the link must be public and direct"]
         kind = response.content_type or ""
-        if kind and kind != "application/octet-stream" and not kind.startswith(_TYPES[field]):
+        # Storage buckets often label every upload octet-stream; the content decides then.
+        if kind and not kind.endswith("octet-stream") and not kind.startswith(_TYPES[field]):
             what = "an image" if field == "image" else "audio"
             return [f"{url} is {kind}, not {what}; link the file itself"]
         if response.content_length is not None and response.content_length > limit:

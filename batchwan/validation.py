@@ -1,8 +1,9 @@
-"""Turn every sheet row into a request ready to send, or into every one of its issues, in one pass.
+"""Turn every sheet row into a request ready to send, or into all of its problems, in one pass.
 
-Nothing here raises for a bad row: a bad row is data (``RowIssue``). The one exception is a job
-file whose ``columns:`` names a column the sheet does not have, which makes the whole sheet
-unusable (``InputError``).
+Nothing here raises for a bad row: a bad row is data (``RowIssue``). Only a sheet-wide fault
+raises ``InputError``: a job file whose ``columns:`` names a column the sheet does not have, or a
+header that is an API field in another case (``Duration``), which would otherwise go unsent.
+A problem with no column (a duplicate, a line that could not be parsed) prints as ``row N: ...``.
 
 A row's value for an API field is its non-empty cell, else the job file's default, else the
 sheet's own ``defaults:``. Cells of API fields are stripped of surrounding spaces; the user's own
@@ -45,7 +46,7 @@ class Layout:
 
 
 def describe(issue: RowIssue) -> str:
-    """An issue as one line: ``row 7: duration: must be 5 or 10, got 7`` (no column: no part)."""
+    """A row problem as one line: ``row 7: duration: must be 5 or 10, got 7``."""
     if issue.column:
         return f"row {issue.row}: {issue.column}: {issue.message}"
     return f"row {issue.row}: {issue.message}"
@@ -98,6 +99,7 @@ class _RowChecker:
         self.images = images
 
     def check(self, row: SheetRow) -> CheckedRow:
+        """One row's request, or all its problems (ids and duplicates are settled by the caller)."""
         fields = self.layout.fields
         cells = row.cells
         extra = {c: cells.get(c, "") for c in self.layout.extra}
@@ -161,7 +163,7 @@ def check_rows(
     image_root: Path | None = None,
     fix_dir: Path | None = None,
 ) -> list[CheckedRow]:
-    """Check every row: PENDING if valid, INVALID with all its issues, or DUPLICATE."""
+    """Check every row: PENDING if valid, INVALID with all its problems, or DUPLICATE."""
     base = sheet.path.parent.resolve()
     root = image_root.resolve() if image_root is not None else base
     if fix_dir is not None:

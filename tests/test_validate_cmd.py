@@ -57,7 +57,7 @@ def test_mistakes_sheet_reports_every_problem() -> None:
 
 
 def test_report_file(tmp_path: Path) -> None:
-    """--report writes row,id,column,message for every issue; derived ids for rows without one."""
+    """--report writes row,id,column,message for every problem; derived ids for rows without one."""
     report = tmp_path / "problems.csv"
     code, _out, _err = invoke(str(SAMPLES / "mistakes.csv"), "--report", str(report))
     assert code == 1
@@ -157,6 +157,7 @@ class _Files(BaseHTTPRequestHandler):
     """Serves one good image and 404 for anything else."""
 
     def do_GET(self) -> None:
+        """Answer one GET."""
         if self.path == "/good.png":
             buffer = io.BytesIO()
             Image.new("RGB", (640, 360)).save(buffer, "PNG")

@@ -60,7 +60,7 @@ def one(tmp_path: Path, **cells: str) -> CheckedRow:
 
 
 def lines(row: CheckedRow) -> list[str]:
-    """A row's issues as printed."""
+    """A row's problems as printed."""
     return [describe(i) for i in row.issues]
 
 
@@ -422,13 +422,13 @@ def test_read_errors_become_invalid_rows(tmp_path: Path) -> None:
 
 
 def test_describe_without_a_column() -> None:
-    """An issue without a column prints as `row N: message`."""
+    """A problem without a column prints as `row N: message`."""
     assert describe(RowIssue(3, "", "x")) == "row 3: x"
     assert describe(RowIssue(3, "seed", "x")) == "row 3: seed: x"
 
 
 def test_fixable_image_problems_are_flagged(tmp_path: Path) -> None:
-    """Without fix_dir, a too-small image is a fixable issue saying --fix-images."""
+    """Without fix_dir, a too-small image is a fixable problem saying --fix-images."""
     png(tmp_path / "small.png", (200, 150))
     row = check(tmp_path, [{"prompt": "a", "image": "small.png"}])[0]
     assert row.issues[0].fixable
@@ -542,6 +542,7 @@ async def server() -> AsyncIterator[tuple[str, dict[str, int]]]:
     hits: dict[str, int] = {}
 
     async def serve(request: web.Request) -> web.StreamResponse:
+        """The file at the path, a long stream for /huge.png, or 404."""
         hits[request.path] = hits.get(request.path, 0) + 1
         if request.path == "/huge.png":
             response = web.StreamResponse(headers={"Content-Type": "image/png"})

@@ -40,7 +40,7 @@ def _as_text(value: object) -> str:
 
 
 def write_report(path: Path, rows: list[CheckedRow]) -> None:
-    """Write every issue as CSV: ``row,id,column,message``."""
+    """Write every row problem as CSV: ``row,id,column,message``."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "id", "column", "message"])
