@@ -16,6 +16,8 @@ def atomic_writer(path: Path, *, newline: str | None = None) -> Iterator[IO[str]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes 0600 files; results are for the analysts too, so honour the umask.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
             yield handle
             handle.flush()
@@ -25,6 +27,12 @@ def atomic_writer(path: Path, *, newline: str | None = None) -> Iterator[IO[str]
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -68,6 +68,8 @@ class RowIssue:
     fixable: bool = False  # --fix-images would mend it
 
     def __str__(self) -> str:
+        if not self.column:  # a problem of the whole row, e.g. a duplicate
+            return f"row {self.row}: {self.message}"
         return f"row {self.row}: {self.column}: {self.message}"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -84,12 +85,16 @@ def write_results_csv(
     return path
 
 
-def _percentile(values: Sequence[float], fraction: float) -> float | None:
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """The ``fraction`` quantile by linear interpolation between the closest ranks (as numpy's
+    default and spreadsheets' PERCENTILE do); None for no values."""
     if not values:
         return None
     ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
+    rank = fraction * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def summarize(records: Sequence[RowRecord], meta: Mapping[str, str]) -> dict[str, Any]:
@@ -135,7 +140,7 @@ def summarize(records: Sequence[RowRecord], meta: Mapping[str, str]) -> dict[str
             "updated_at": updated,
             "wall_seconds": wall,
             "render_seconds_median": statistics.median(renders) if renders else None,
-            "render_seconds_p90": _percentile(renders, 0.9),
+            "render_seconds_p90": percentile(renders, 0.9),
         },
     }
 

@@ -392,8 +392,6 @@ class Runner:
                     await self._sleep(backoff(errors, base=interval, cap=self.options.backoff_cap))
                     continue
                 if info.state is TaskState.IN_PROGRESS:
-                    if info.raw_status not in _KNOWN_PROGRESS:
-                        log.warning("task %s: unknown status %r", entry.task_id, info.raw_status)
                     continue
                 await self._in_flight.release()
                 released = True
@@ -451,7 +449,7 @@ class Runner:
             try:
                 async with self._downloads:
                     size = await self.client.download(entry.video_url or "", dest)
-            except ApiError as exc:
+            except (ApiError, OSError) as exc:  # OSError: our own disk, e.g. full
                 if attempt + 1 < self.options.download_tries and not await self._sleep(
                     backoff(attempt, base=self.options.backoff_base, cap=10.0)
                 ):
@@ -461,6 +459,3 @@ class Runner:
             await self.ledger.note(entry.key, None, video_file=relative)
             self._emit(RunEvent("downloaded", f"{relative} ({size} bytes)"))
             return
-
-
-_KNOWN_PROGRESS = frozenset({"pending", "queued", "running", "processing", "retrying"})

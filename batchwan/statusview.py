@@ -8,7 +8,6 @@ results.xlsx show the same statuses and numbers.
 from __future__ import annotations
 
 import json
-import math
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import Any
 
 from batchwan.ledger import read_meta, read_records
 from batchwan.models import RowRecord, Status
-from batchwan.results import SUMMARY_FILE, summarize
+from batchwan.results import SUMMARY_FILE, percentile, summarize
 
 #: The order statuses are listed in everywhere: outcomes first, then what is still open.
 STATUS_ORDER: tuple[Status, ...] = (
@@ -92,18 +91,6 @@ def render_seconds(records: Iterable[RowRecord]) -> list[float]:
         for r in records
         if r.status is Status.SUCCEEDED and r.submitted_at is not None and r.finished_at is not None
     ]
-
-
-def percentile(values: Sequence[float], fraction: float) -> float | None:
-    """The ``fraction`` quantile by linear interpolation between the closest ranks (as numpy's
-    default and spreadsheets' PERCENTILE do); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = fraction * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _number(value: Any, default: float = 0.0) -> float:

@@ -121,7 +121,9 @@ def run(
         rows, extra_columns = checked_sheet(spec, image_root, run_dir if fix_images else None)
         print_issues(rows, quiet=quiet)
         if dry_run:
-            _dry_run(spec, run_dir, rows)
+            _dry_run(
+                spec, run_dir, rows, retry_failed=retry_failed, resubmit_unknown=resubmit_unknown
+            )
             return
         options = RunOptions(
             concurrency=spec.concurrency, rate=spec.rate, poll_interval=spec.poll_interval,
@@ -289,7 +291,9 @@ def _print_summary(
         click.echo(f"some rows need attention: batchwan status {run_dir}")
 
 
-def _dry_run(spec: JobSpec, run_dir: Path, rows: Sequence[Any]) -> None:
+def _dry_run(
+    spec: JobSpec, run_dir: Path, rows: Sequence[Any], *, retry_failed: bool, resubmit_unknown: bool
+) -> None:
     """Print the plan and exit: 0 when every row is valid, 1 otherwise."""
     from batchwan.ledger import read_records
     from batchwan.plan import format_plan, make_plan
@@ -303,7 +307,8 @@ def _dry_run(spec: JobSpec, run_dir: Path, rows: Sequence[Any]) -> None:
                 committed += record.cost
     plan = make_plan(
         rows, existing, prices=spec.prices, concurrency=spec.concurrency, rate=spec.rate,
-        max_cost=spec.max_cost, committed=committed,
+        max_cost=spec.max_cost, committed=committed, retry_failed=retry_failed,
+        resubmit_unknown=resubmit_unknown,
     )  # fmt: skip
     click.echo(format_plan(plan))
     bad = any(row.status in (Status.INVALID, Status.DUPLICATE) for row in rows)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from batchwan.cli.validate_cmd import summary
 from batchwan.models import API_FIELDS, CheckedRow, JobSpec, Status
 
 #: More issues than this on a terminal is noise; `validate --report` lists them all.
@@ -50,10 +51,5 @@ def print_issues(rows: Sequence[CheckedRow], *, quiet: bool = False) -> None:
             for note in row.notes:
                 click.echo(f"row {row.position}: {note}", err=True)
     counts = Counter(row.status for row in rows)
-    bad = counts[Status.INVALID] + counts[Status.DUPLICATE]
-    if bad or not quiet:
-        click.echo(
-            f"{len(rows)} rows: {counts[Status.PENDING]} valid, {counts[Status.INVALID]} invalid, "
-            f"{counts[Status.DUPLICATE]} duplicate",
-            err=True,
-        )
+    if counts[Status.INVALID] + counts[Status.DUPLICATE] or not quiet:
+        click.echo(summary(list(rows)), err=True)

@@ -14,11 +14,11 @@ from batchwan.errors import InputError
 from batchwan.jobfile import load_source
 from batchwan.loader import read_sheet
 from batchwan.models import CheckedRow, Status
+from batchwan.results import as_text_cell
 from batchwan.urlcheck import check_urls
 from batchwan.validation import check_rows, describe
 
 # Spreadsheet programs run a cell that starts with one of these as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def summary(rows: list[CheckedRow]) -> str:
@@ -34,11 +34,6 @@ def summary(rows: list[CheckedRow]) -> str:
     )
 
 
-def _as_text(value: object) -> str:
-    text = str(value)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
-
-
 def write_report(path: Path, rows: list[CheckedRow]) -> None:
     """Write every row problem as CSV: ``row,id,column,message``."""
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -47,7 +42,7 @@ def write_report(path: Path, rows: list[CheckedRow]) -> None:
         for row in rows:
             for issue in row.issues:
                 cells = (issue.row, row.row_id, issue.column, issue.message)
-                writer.writerow([_as_text(c) for c in cells])
+                writer.writerow([as_text_cell(str(c)) for c in cells])
 
 
 def _check(source: Path, image_root: Path | None, fix_images: bool, urls: bool) -> list[CheckedRow]:
