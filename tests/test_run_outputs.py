@@ -1,0 +1,67 @@
+"""What a finished run leaves for people: report.html, results.xlsx, summary.json, status."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+from openpyxl import load_workbook
+
+from batchwan.simulator import SimConfig, serve_in_thread
+from tests.runhelpers import KEY, fast_options, invoke, read_results, write_sheet
+
+
+def test_a_run_writes_report_xlsx_and_summary_that_agree_with_results(tmp_path: Path) -> None:
+    """After a run: report.html, results.xlsx (with --xlsx) and summary.json match results.csv."""
+    sheet = write_sheet(tmp_path, 12, resolution="720P", duration=10)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(seed=4, fail_rate=0.25)) as sim:
+        result = invoke(["run", str(sheet), *fast_options(sim.base_url, out), "--xlsx"])
+    rows = read_results(out)
+    failed = sum(r["status"] == "failed" for r in rows)
+    assert result.exit_code == (1 if failed else 0)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["succeeded"] == 12 - failed
+    assert summary["counts"]["failed"] == failed
+    assert summary["cost"]["spent"] == round((12 - failed) * 1.0, 2)  # 10 s x $0.10
+    assert summary["video_seconds"]["total"] == 120
+    sheet_xlsx = load_workbook(out / "results.xlsx", read_only=True).active
+    values = list(sheet_xlsx.iter_rows(values_only=True))
+    assert [str(v) for v in values[0][:3]] == ["row", "id", "status"]
+    assert [v[2] for v in values[1:]] == [r["status"] for r in rows]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert rows[0]["task_id"] in page
+    assert KEY not in page
+    mode = stat.S_IMODE((out / "results.csv").stat().st_mode)
+    assert mode & stat.S_IRGRP  # analysts in the same group can read the results
+
+
+def test_status_reads_a_finished_run_without_network(tmp_path: Path) -> None:
+    """`status` on a run folder prints the counts and the rows needing attention; exit 1."""
+    sheet = write_sheet(tmp_path, 6)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(seed=2, fail_rate=0.5)) as sim:
+        invoke(["run", str(sheet), *fast_options(sim.base_url, out)])
+    rows = read_results(out)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed  # seed 2 fails some rows
+    result = invoke(["status", str(out)])
+    assert result.exit_code == 1
+    assert f"Needs attention: {len(failed)} rows" in result.output
+    for row in failed:
+        assert re.search(rf"^\s+{row['row']}\s+{row['id']}\s+failed\s", result.output, re.M)
+
+
+def test_the_key_is_never_written_to_the_run_folder(tmp_path: Path) -> None:
+    """After a run whose key is refused, no file in the run folder holds the key."""
+    sheet = write_sheet(tmp_path, 3)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(api_key="the-right-key-12345")) as sim:
+        result = invoke(["run", str(sheet), *fast_options(sim.base_url, out)])
+    assert result.exit_code == 4
+    assert KEY not in result.output
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
