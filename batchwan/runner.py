@@ -25,6 +25,7 @@ from batchwan.errors import (
     InputError,
     RateLimited,
     Rejected,
+    StateError,
     TaskNotFound,
 )
 from batchwan.ledger import Ledger, TaskEntry
@@ -137,6 +138,7 @@ class Runner:
         self._on_wire = 0
         self._stop: StopReason | None = None
         self._stop_message: str | None = None
+        self._fatal: StateError | None = None  # the record could not be written: stop, report
         self._in_flight = InFlight(options.concurrency)
         self._window = CreateWindow(options.rate)
         self._pause = SharedPause()
@@ -188,12 +190,16 @@ class Runner:
             asyncio.create_task(self._submit_worker(queue))
             for _ in range(min(self.options.concurrency, len(queue)))
         ]
+        for task in submitters:
+            task.add_done_callback(self._worker_done)
         try:
             await self._finish(submitters)
         finally:
             for task in (*submitters, *self._followers):
                 task.cancel()
             await asyncio.gather(*submitters, *self._followers, return_exceptions=True)
+        if self._fatal is not None:
+            raise self._fatal
         return RunOutcome(self._stop, self._stop_message)
 
     async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
@@ -218,12 +224,17 @@ class Runner:
         task = asyncio.create_task(coro)
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
-        task.add_done_callback(self._reraise_in_log)
+        task.add_done_callback(self._worker_done)
 
-    @staticmethod
-    def _reraise_in_log(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and (exc := task.exception()) is not None:
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        """A worker that died of an error stops the run; it must never fail silently."""
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, StateError):
+            self._fatal = self._fatal or exc
+        else:
             log.error("a worker failed: %r", exc, exc_info=exc)
+        self.stop(StopReason.INTERRUPTED, f"stopped after an internal error: {exc}")
 
     # -- submitting ------------------------------------------------------------------------------
 

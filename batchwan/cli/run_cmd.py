@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import logging
 import signal
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +104,7 @@ def run(
       batchwan run campaign.csv --dry-run --max-cost 200
       MULEROUTER_API_KEY=... batchwan run campaign.csv --concurrency 2 --max-cost 200
     """
-    with exit_on_errors():
+    with exit_on_errors(), _interrupt_before_start():
         from batchwan.jobfile import load_source
 
         spec = _spec_with_options(
@@ -144,6 +146,16 @@ def run(
     sys.exit(code)
 
 
+@contextlib.contextmanager
+def _interrupt_before_start() -> Iterator[None]:
+    """Ctrl-C while the sheet is read or checked: nothing was sent, so just say so."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted before anything was sent", err=True)
+        sys.exit(exit_codes.INTERRUPTED)
+
+
 def _base_url(option: str | None) -> str:
     return base_url(option)
 
@@ -178,7 +190,11 @@ def _run_locked(
             click.echo(f"warning: {warning}", err=True)
         outcome = asyncio.run(_main(ledger, rows, options, endpoint, simulate, quiet))
         write_outputs(ledger)
-        _extras(run_dir, ledger, xlsx)
+        try:
+            _extras(run_dir, ledger, xlsx)
+        except Exception as exc:  # the report is derived: its failure must not hide the run's
+            logging.getLogger(__name__).exception("could not write the report")
+            click.echo(f"warning: could not write the report or results.xlsx: {exc}", err=True)
         records = ledger.records()
     finally:
         ledger.close()
