@@ -13,7 +13,7 @@ from pathlib import Path
 
 from batchwan.client import Client, open_session
 from batchwan.costs import row_cost
-from batchwan.ledger import Ledger, Snapshot, now_utc
+from batchwan.ledger import Ledger, Snapshot, iso_utc, now_utc
 from batchwan.models import CheckedRow, Status
 from batchwan.results import summarize, write_results_csv, write_summary
 from batchwan.runner import RunEvent, Runner, RunOptions, RunOutcome
@@ -70,7 +70,7 @@ def write_outputs(source: Ledger | Snapshot) -> None:
     """Rewrite results.csv and summary.json from the record, each in one step."""
     records = source.records()
     columns = json.loads(source.meta.get("columns", "[]"))
-    meta = {**source.meta, "updated_at": now_utc().isoformat()}
+    meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
     write_results_csv(source.run_dir, records, columns)
     write_summary(source.run_dir, summarize(records, meta))
 

@@ -81,11 +81,12 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 with a Z, the one form the run folder's files use."""
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def _parse_iso(value: str | None) -> datetime | None:
+def _parseiso_utc(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
@@ -122,8 +123,8 @@ class TaskEntry:
             self.error,
             self.attempts,
             int(self.sending),
-            _iso(self.submitted_at),
-            _iso(self.finished_at),
+            iso_utc(self.submitted_at),
+            iso_utc(self.finished_at),
             self.cost,
             self.resolution,
             self.duration,
@@ -146,8 +147,8 @@ class TaskEntry:
             error=row["error"],
             attempts=row["attempts"],
             sending=bool(row["sending"]),
-            submitted_at=_parse_iso(row["submitted_at"]),
-            finished_at=_parse_iso(row["finished_at"]),
+            submitted_at=_parseiso_utc(row["submitted_at"]),
+            finished_at=_parseiso_utc(row["finished_at"]),
         )
 
 
@@ -206,30 +207,37 @@ class _Writer:
                             self._conn.execute(sql, params)
             except sqlite3.Error as exc:
                 error = exc
-            for _, loop, waiter in work:
-                _settle(loop, waiter, error)
+            _settle_all([(loop, waiter) for _, loop, waiter in work], error)
 
 
-def _settle(
-    loop: asyncio.AbstractEventLoop | None, waiter: Any, error: BaseException | None
+def _settle_all(
+    waiters: list[tuple[asyncio.AbstractEventLoop | None, Any]], error: BaseException | None
 ) -> None:
-    """Tell a waiting caller (thread or coroutine) that its writes are durable, or failed."""
-    if loop is None:
-        waiter.error = error
-        waiter.set()
-        return
+    """Tell every caller of a batch that its writes are durable (or failed).
 
-    def settle() -> None:
-        if waiter.done():
-            return
-        if error is None:
-            waiter.set_result(None)
+    Coroutines on one loop are woken with one hand-off for the whole batch, not one each.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for loop, waiter in waiters:
+        if loop is None:  # a thread waiting on a threading.Event
+            waiter.error = error
+            waiter.set()
         else:
-            waiter.set_exception(StateError(f"could not write the run's record: {error}"))
+            by_loop.setdefault(loop, []).append(waiter)
+    for loop, futures in by_loop.items():
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_futures, futures, error)
 
-    # A closed loop means nobody is waiting any more.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(settle)
+
+def _settle_futures(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(StateError(f"could not write the run's record: {error}"))
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -288,7 +296,7 @@ class Ledger:
                 f"{self.run_dir} holds the run of {owner}, not {sheet_text}; "
                 "choose another --out for this sheet"
             )
-        stamp = _iso(now_utc()) or ""
+        stamp = iso_utc(now_utc()) or ""
         updates = {"sheet": sheet_text, "model": model, "run_started_at": stamp}
         if "started_at" not in self.meta:
             updates["started_at"] = stamp

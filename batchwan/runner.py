@@ -165,9 +165,12 @@ class Runner:
             self._stopping.set()
 
     async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless the run is stopping; True when it is."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, seconds))
+        """Sleep unless the run is stopping; True when it is.
+
+        A plain sleep is enough: when the run stops, every sleeping worker is cancelled.
+        """
+        if not self._stopping.is_set():
+            await asyncio.sleep(max(0.0, seconds))
         return self._stopping.is_set()
 
     # -- the run ---------------------------------------------------------------------------------

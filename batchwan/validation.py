@@ -220,6 +220,10 @@ def _with(row: CheckedRow, status: Status, issues: tuple[RowIssue, ...]) -> Chec
 def build_body(row: CheckedRow) -> dict[str, Any]:
     """The exact JSON body to POST; a local image is read and sent as a base64 data: URI."""
     body = dict(row.request)
+    # Always say the resolution and length that the cost estimate assumed, so the bill
+    # matches the plan even where the sheet left them to the provider's defaults.
+    body.setdefault("resolution", row.resolution)
+    body.setdefault("duration", row.duration)
     if row.image_path is not None:
         try:
             data = row.image_path.read_bytes()

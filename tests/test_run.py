@@ -259,5 +259,19 @@ def test_a_row_changed_under_the_same_id_is_reported_not_sent(tmp_path: Path) ->
         sheet.write_text("id,prompt,image\nhero,a dog,https://x.example.com/a.jpg\n")
         result = invoke(["run", str(sheet), *fast_options(sim.base_url, out)])
         assert sim.sim.stats()["creates_received"] == 1
+    assert result.exit_code == 1  # the sheet's current content was never generated
     assert "content changed" in result.output
     assert "content changed" in read_results(out)[0]["error"]
+
+
+def test_simulate_reruns_never_repeat_a_task_id(tmp_path: Path) -> None:
+    """--simulate twice on one run folder (a row added between): every task id is distinct."""
+    sheet = write_sheet(tmp_path, 3)
+    out = tmp_path / "run"
+    args = ["run", str(sheet), "--simulate", "--out", str(out), "--poll-interval", "0.05", "-q"]
+    assert invoke(args, key=None).exit_code == 0
+    write_sheet(tmp_path, 2, start=4)
+    assert invoke(args, key=None).exit_code == 0
+    task_ids = [r["task_id"] for r in read_results(out)]
+    assert len(task_ids) == 5
+    assert len(set(task_ids)) == 5

@@ -400,6 +400,8 @@ def test_build_body_sends_a_local_image_as_base64(tmp_path: Path) -> None:
         "prompt": "a",
         "image": "data:image/jpeg;base64," + base64.b64encode(image.read_bytes()).decode(),
         "seed": 3,
+        "resolution": "720P",
+        "duration": 5,
     }
     assert row.request["image"] == "a.jpg"
 
@@ -681,3 +683,20 @@ def test_any_jsonl_lines_give_rows(tmp_path: Path, lines: list[str]) -> None:
     path.write_text(text, encoding="utf-8")
     rows = check_rows(read_sheet(path), JobSpec(sheet=path))
     assert len(rows) == len([line for line in text.split("\n") if line.strip()])
+
+
+@pytest.mark.parametrize(
+    ("cells", "sent"),
+    [
+        ({}, ("720P", 5)),
+        ({"resolution": "1080p"}, ("1080P", 5)),
+        ({"duration": "10.0"}, ("720P", 10)),
+    ],
+)
+def test_build_body_always_states_the_priced_resolution_and_duration(
+    tmp_path: Path, cells: dict[str, str], sent: tuple[str, int]
+) -> None:
+    """What is sent is what was priced: unset resolution/duration go out as 720P and 5 s."""
+    row = check(tmp_path, [{"prompt": "a", "image": "https://x.example.com/a.jpg", **cells}])[0]
+    body = build_body(row)
+    assert (body["resolution"], body["duration"]) == sent == (row.resolution, row.duration)

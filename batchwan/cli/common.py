@@ -31,7 +31,7 @@ def base_url(option: str | None) -> str:
 
 def fail(message: str, code: int) -> None:
     """Say what went wrong on stderr and exit with ``code``."""
-    click.echo(f"batchwan: {message}", err=True)
+    click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
 

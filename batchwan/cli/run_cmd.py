@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import secrets
 import signal
 import sys
 from collections import Counter
@@ -199,6 +200,8 @@ def _run_locked(
     finally:
         ledger.close()
     code = exit_code(records, outcome, wait=options.wait, download=options.download)
+    if warnings and code == exit_codes.OK:  # rows changed under an id already sent
+        code = exit_codes.ROWS_NEED_ATTENTION
     if not quiet or code != exit_codes.OK:
         _print_summary(run_dir, records, outcome, code)
     return code
@@ -235,7 +238,9 @@ async def _main(
         if simulate:
             from batchwan.simulator import SimConfig, serve
 
-            async with serve(SimConfig(**DEMO_SIMULATOR)) as sim:  # type: ignore[arg-type]
+            # A fresh seed each run: reruns in one run folder must never see a task id twice.
+            config = SimConfig(seed=secrets.randbits(32), **DEMO_SIMULATOR)  # type: ignore[arg-type]
+            async with serve(config) as sim:
                 endpoint = dataclasses.replace(endpoint, base_url=sim.base_url, api_key=None)
                 return await execute(
                     ledger, rows, options, endpoint,
