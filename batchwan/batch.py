@@ -13,10 +13,12 @@ from pathlib import Path
 
 from batchwan.client import Client, open_session
 from batchwan.costs import row_cost
-from batchwan.ledger import Ledger, Snapshot, iso_utc, now_utc
+from batchwan.ledger import Ledger
 from batchwan.models import CheckedRow, Status
+from batchwan.records import Snapshot
 from batchwan.results import summarize, write_results_csv, write_summary
 from batchwan.runner import RunEvent, Runner, RunOptions, RunOutcome
+from batchwan.state import iso_utc, now_utc
 from batchwan.validation import build_body
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ misspelt ``max_cost`` would otherwise silently lift a spending limit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -33,6 +34,11 @@ JOB_KEYS: tuple[str, ...] = (
     "max_cost",
     "prices",
 )
+
+#: The same bounds as the command line's --concurrency, --rate and --poll-interval: a rate of
+#: 1e-6 would wait days between creates, a poll interval of 1e-9 would hammer the provider.
+MAX_CONCURRENCY = 512
+LEAST_INTERVAL = 0.01
 
 #: What ``columns:`` may map: the API's fields and the row's id.
 MAPPABLE: tuple[str, ...] = (*API_FIELDS, "id")
@@ -68,9 +74,9 @@ def _job_spec(path: Path, data: dict[Any, Any]) -> JobSpec:
         kwargs["concurrency"] = _whole(path, "concurrency", data["concurrency"])
     for key in ("rate", "poll_interval"):
         if data.get(key) is not None:
-            kwargs[key] = _number(path, key, data[key], positive=True)
+            kwargs[key] = _number(path, key, data[key], least=LEAST_INTERVAL)
     if data.get("max_cost") is not None:
-        kwargs["max_cost"] = _number(path, "max_cost", data["max_cost"], positive=False)
+        kwargs["max_cost"] = _number(path, "max_cost", data["max_cost"], least=0)
     if data.get("prices") is not None:
         kwargs["prices"] = _prices(path, data["prices"])
     spec = JobSpec(**kwargs)
@@ -85,22 +91,31 @@ def _text(path: Path, key: str, value: Any) -> str:
 
 
 def _path(path: Path, base: Path, key: str, value: Any) -> Path:
+    text = _text(path, key, value)
+    if "\0" in text:  # the OS refuses such a name later with a bare ValueError
+        raise InputError(f"{path}: `{key}:` holds a NUL character ({text!r}); remove it")
     # normpath so `jobs/../samples/demo.csv` reads as `samples/demo.csv` in every message.
-    return Path(os.path.normpath(base / _text(path, key, value)))
+    return Path(os.path.normpath(base / text))
 
 
 def _whole(path: Path, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{path}: `{key}:` must be a whole number of at least 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise InputError(
+            f"{path}: `{key}:` must be a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}"
+        )
     return value
 
 
-def _number(path: Path, key: str, value: Any, *, positive: bool) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    number = float(value) if ok else math.nan
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        need = "a number above 0" if positive else "a number of at least 0"
-        raise InputError(f"{path}: `{key}:` must be {need}, got {value!r}")
+def _number(path: Path, key: str, value: Any, *, least: float) -> float:
+    number = math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        # YAML 1.1 reads `1e-3` (no dot) as text; the person meant a number.
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if not math.isfinite(number) or number < least:
+        raise InputError(f"{path}: `{key}:` must be a number of at least {least:g}, got {value!r}")
     return number
 
 
@@ -144,5 +159,5 @@ def _prices(path: Path, value: Any) -> dict[str, float]:
             raise InputError(
                 f"{path}: `prices:` has {resolution!r}; use {', '.join(DEFAULT_PRICES)}"
             )
-        prices[name] = _number(path, f"prices: {name}", price, positive=False)
+        prices[name] = _number(path, f"prices: {name}", price, least=0)
     return prices

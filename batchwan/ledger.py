@@ -20,146 +20,23 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from batchwan.errors import StateError
 from batchwan.models import CheckedRow, RowRecord, Status
-
-STATE_FILE = "state.db"
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tasks (
-    key TEXT PRIMARY KEY,
-    content_hash TEXT NOT NULL,
-    status TEXT NOT NULL,
-    model TEXT NOT NULL,
-    task_id TEXT,
-    video_url TEXT,
-    video_file TEXT,
-    error TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    sending INTEGER NOT NULL DEFAULT 0,
-    submitted_at TEXT,
-    finished_at TEXT,
-    cost REAL NOT NULL,
-    resolution TEXT NOT NULL,
-    duration INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sheet_rows (
-    position INTEGER PRIMARY KEY,
-    key TEXT NOT NULL,
-    row_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    image TEXT NOT NULL,
-    cost REAL NOT NULL,
-    resolution TEXT NOT NULL,
-    duration INTEGER NOT NULL,
-    error TEXT,
-    extra TEXT NOT NULL
-);
-"""
-
-_TASK_COLUMNS = (
-    "key, content_hash, status, model, task_id, video_url, video_file, error, attempts, "
-    "sending, submitted_at, finished_at, cost, resolution, duration"
+from batchwan.records import Snapshot, image_label
+from batchwan.state import (
+    LOST_ANSWER,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STATE_FILE,
+    TASK_COLUMNS,
+    TaskEntry,
+    connect,
+    iso_utc,
+    now_utc,
 )
-
-LOST_ANSWER = (
-    "a create was sent but its answer was lost; the task may or may not exist at the provider "
-    "(run with --resubmit-unknown to send it again)"
-)
-
-
-def now_utc() -> datetime:
-    """The current time, timezone-aware UTC, to the second."""
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 with a Z, the one form the run folder's files use."""
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def _parseiso_utc(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-@dataclass
-class TaskEntry:
-    """The durable state of one row key: what was sent, what came back."""
-
-    key: str
-    content_hash: str
-    status: Status
-    model: str
-    cost: float
-    resolution: str
-    duration: int
-    task_id: str | None = None
-    video_url: str | None = None
-    video_file: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    sending: bool = False
-    submitted_at: datetime | None = None
-    finished_at: datetime | None = None
-
-    def as_params(self) -> tuple[Any, ...]:
-        """The entry as one INSERT's parameters, in ``_TASK_COLUMNS`` order."""
-        return (
-            self.key,
-            self.content_hash,
-            self.status.value,
-            self.model,
-            self.task_id,
-            self.video_url,
-            self.video_file,
-            self.error,
-            self.attempts,
-            int(self.sending),
-            iso_utc(self.submitted_at),
-            iso_utc(self.finished_at),
-            self.cost,
-            self.resolution,
-            self.duration,
-        )
-
-    @classmethod
-    def from_db(cls, row: sqlite3.Row) -> TaskEntry:
-        """Rebuild an entry from its table row."""
-        return cls(
-            key=row["key"],
-            content_hash=row["content_hash"],
-            status=Status(row["status"]),
-            model=row["model"],
-            cost=row["cost"],
-            resolution=row["resolution"],
-            duration=row["duration"],
-            task_id=row["task_id"],
-            video_url=row["video_url"],
-            video_file=row["video_file"],
-            error=row["error"],
-            attempts=row["attempts"],
-            sending=bool(row["sending"]),
-            submitted_at=_parseiso_utc(row["submitted_at"]),
-            finished_at=_parseiso_utc(row["finished_at"]),
-        )
-
-
-@dataclass
-class _Batch:
-    """Writes waiting for the writer thread, with the futures to settle once they are durable."""
-
-    statements: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
-    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(
-        default_factory=list
-    )
 
 
 class _Writer:
@@ -169,7 +46,7 @@ class _Writer:
         self._queue: queue.SimpleQueue[
             tuple[list[tuple[str, Sequence[Any]]], asyncio.AbstractEventLoop | None, Any] | None
         ] = queue.SimpleQueue()
-        self._conn = _connect(path)
+        self._conn = connect(path)
         self._thread = threading.Thread(target=self._loop, name="batchwan-ledger", daemon=True)
         self._thread.start()
 
@@ -240,18 +117,6 @@ def _settle_futures(futures: list[asyncio.Future[None]], error: BaseException | 
             future.set_exception(StateError(f"could not write the run's record: {error}"))
 
 
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    else:
-        conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the caller goes on; that is the whole point.
-        conn.execute("PRAGMA synchronous=FULL")
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
 class Ledger:
     """The run folder's record of every row key; one instance per run, one writer."""
 
@@ -260,8 +125,8 @@ class Ledger:
         self.path = run_dir / STATE_FILE
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            conn = _connect(self.path)
-            conn.executescript(_SCHEMA)
+            conn = connect(self.path)
+            conn.executescript(SCHEMA)
             self.entries: dict[str, TaskEntry] = {
                 row["key"]: TaskEntry.from_db(row) for row in conn.execute("SELECT * FROM tasks")
             }
@@ -354,7 +219,7 @@ class Ledger:
                         row.row_id,
                         row.status.value,
                         str(row.request.get("prompt", "")),
-                        _image_label(row),
+                        image_label(row),
                         cost,
                         row.resolution,
                         row.duration,
@@ -409,7 +274,7 @@ class Ledger:
     @staticmethod
     def _upsert(entry: TaskEntry) -> tuple[str, Sequence[Any]]:
         return (
-            f"INSERT OR REPLACE INTO tasks ({_TASK_COLUMNS}) VALUES ({','.join('?' * 15)})",
+            f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES ({','.join('?' * 15)})",
             entry.as_params(),
         )
 
@@ -486,132 +351,3 @@ class Ledger:
         entries = {key: copy.copy(entry) for key, entry in self.entries.items()}
         return Snapshot(self.run_dir, dict(self.meta), list(self.sheet_rows), entries,
                         dict(self._notes))  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The record at one instant: enough to write results without touching the live ledger."""
-
-    run_dir: Path
-    meta: dict[str, str]
-    sheet_rows: list[CheckedRow]
-    entries: dict[str, TaskEntry]
-    notes: dict[int, str]
-
-    def records(self) -> list[RowRecord]:
-        """The sheet's rows with what the record knew of each, in sheet order."""
-        return [
-            _record(row, self.entries.get(row.key), self.notes.get(row.position))
-            for row in self.sheet_rows
-        ]
-
-
-def _image_label(row: CheckedRow) -> str:
-    if row.image_path is not None:
-        return str(row.image_path)
-    image = str(row.request.get("image", ""))
-    if image.startswith("data:"):
-        return f"{image[:40]}... ({len(image)} characters)"
-    return image
-
-
-def _record(row: CheckedRow, entry: TaskEntry | None, note: str | None = None) -> RowRecord:
-    """One results row: the sheet's view of the row, with the record's view of its task."""
-    if row.status is not Status.PENDING or entry is None:
-        return RowRecord(
-            position=row.position, key=row.key, row_id=row.row_id, status=row.status, cost=0.0,
-            resolution=row.resolution, duration=row.duration,
-            prompt=str(row.request.get("prompt", "")), image=_image_label(row), error=note,
-            extra=row.extra,
-        )  # fmt: skip
-    return _merged(
-        row.position, row.key, row.row_id, str(row.request.get("prompt", "")), _image_label(row),
-        row.extra, entry, note,
-    )  # fmt: skip
-
-
-def _merged(
-    position: int,
-    key: str,
-    row_id: str,
-    prompt: str,
-    image: str,
-    extra: dict[str, str],
-    entry: TaskEntry,
-    note: str | None,
-) -> RowRecord:
-    """A valid row's record: what the ledger knows, with any remark from reading the sheet."""
-    error = entry.error if not note else (f"{entry.error}; {note}" if entry.error else note)
-    return RowRecord(
-        position=position, key=key, row_id=row_id, status=entry.status, cost=entry.cost,
-        resolution=entry.resolution, duration=entry.duration, prompt=prompt, image=image,
-        task_id=entry.task_id, video_url=entry.video_url, video_file=entry.video_file,
-        error=error, attempts=entry.attempts, submitted_at=entry.submitted_at,
-        finished_at=entry.finished_at, extra=extra,
-    )  # fmt: skip
-
-
-def read_meta(run_dir: Path) -> dict[str, str]:
-    """The run folder's metadata (sheet, model, start times), read-only."""
-    with _open_readonly(run_dir) as conn:
-        return dict(conn.execute("SELECT name, value FROM meta"))
-
-
-def read_records(run_dir: Path) -> list[RowRecord]:
-    """Every row of the last sheet read, with its record, in sheet order; read-only."""
-    with _open_readonly(run_dir) as conn:
-        entries = {r["key"]: TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")}
-        rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
-    return list(_records_from_db(rows, entries))
-
-
-def _records_from_db(
-    rows: Iterable[sqlite3.Row], entries: dict[str, TaskEntry]
-) -> Iterable[RowRecord]:
-    for r in rows:
-        status = Status(r["status"])
-        base = RowRecord(
-            position=r["position"],
-            key=r["key"],
-            row_id=r["row_id"],
-            status=status,
-            cost=r["cost"],
-            resolution=r["resolution"],
-            duration=r["duration"],
-            prompt=r["prompt"],
-            image=r["image"],
-            error=r["error"],
-            extra=json.loads(r["extra"]),
-        )
-        entry = entries.get(r["key"])
-        if status is Status.PENDING and entry is not None:
-            if entry.sending:
-                entry = replace(entry, status=Status.UNKNOWN, error=entry.error or LOST_ANSWER)
-            yield _merged(base.position, base.key, base.row_id, base.prompt, base.image,
-                          base.extra, entry, r["error"])  # fmt: skip
-        else:
-            yield base
-
-
-class _ReadOnly:
-    """A read-only connection to a run folder's record, as a context manager."""
-
-    def __init__(self, run_dir: Path) -> None:
-        path = run_dir / STATE_FILE
-        if not path.is_file():
-            raise StateError(f"{run_dir} holds no batchwan run (no {STATE_FILE})")
-        try:
-            self.conn = _connect(path, readonly=True)
-            self.conn.execute("SELECT 1 FROM sheet_rows LIMIT 1")
-        except sqlite3.Error as exc:
-            raise StateError(f"{path}: the run's record cannot be read: {exc}") from exc
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.conn.close()
-
-
-def _open_readonly(run_dir: Path) -> _ReadOnly:
-    return _ReadOnly(run_dir)

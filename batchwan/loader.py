@@ -61,6 +61,8 @@ class Sheet:
 def read_sheet(path: Path) -> Sheet:
     """Read a CSV, TSV, XLSX, JSONL or YAML sheet; InputError when it cannot be read at all."""
     suffix = path.suffix.lower()
+    if path.is_dir():  # before the suffix: "a file without an extension" would mislead
+        raise InputError(f"{path}: is a folder, not a sheet; name the sheet file inside it")
     if suffix not in SHEET_SUFFIXES:
         kind = f"a {suffix} file" if suffix else "a file without an extension"
         raise InputError(

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from batchwan.errors import RunLocked
+from batchwan.errors import RunLocked, StateError
 
 LOCK_FILE = ".lock"
 
@@ -20,8 +20,15 @@ class RunLock:
         self._handle: int | None = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateError(
+                f"{folder}: cannot be used as a run folder: {exc.strerror or exc}; "
+                "choose another --out"
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -28,9 +28,10 @@ from batchwan.errors import (
     StateError,
     TaskNotFound,
 )
-from batchwan.ledger import Ledger, TaskEntry
+from batchwan.ledger import Ledger
 from batchwan.limits import CreateWindow, InFlight, SharedPause, backoff
 from batchwan.models import CheckedRow, Status, TaskInfo, TaskState
+from batchwan.state import TaskEntry
 
 log = logging.getLogger(__name__)
 

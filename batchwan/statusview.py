@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from batchwan.ledger import read_meta, read_records
 from batchwan.models import RowRecord, Status
+from batchwan.records import read_meta, read_records
 from batchwan.results import SUMMARY_FILE, percentile, summarize
 
 #: The order statuses are listed in everywhere: outcomes first, then what is still open.

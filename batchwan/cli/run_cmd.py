@@ -316,8 +316,8 @@ def _dry_run(
     spec: JobSpec, run_dir: Path, rows: Sequence[Any], *, retry_failed: bool, resubmit_unknown: bool
 ) -> None:
     """Print the plan and exit: 0 when every row is valid, 1 otherwise."""
-    from batchwan.ledger import read_records
     from batchwan.plan import format_plan, make_plan
+    from batchwan.records import read_records
 
     existing: dict[str, Status] = {}
     committed = 0.0

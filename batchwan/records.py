@@ -1,0 +1,145 @@
+"""The run's record as people read it: one RowRecord per sheet row, live or from state.db.
+
+``status`` and ``report`` read a run folder through here, read-only, also while a run writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from batchwan.errors import StateError
+from batchwan.models import CheckedRow, RowRecord, Status
+from batchwan.state import LOST_ANSWER, STATE_FILE, TaskEntry, connect
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The record at one instant: enough to write results without touching the live ledger."""
+
+    run_dir: Path
+    meta: dict[str, str]
+    sheet_rows: list[CheckedRow]
+    entries: dict[str, TaskEntry]
+    notes: dict[int, str]
+
+    def records(self) -> list[RowRecord]:
+        """The sheet's rows with what the record knew of each, in sheet order."""
+        return [
+            _record(row, self.entries.get(row.key), self.notes.get(row.position))
+            for row in self.sheet_rows
+        ]
+
+
+def image_label(row: CheckedRow) -> str:
+    if row.image_path is not None:
+        return str(row.image_path)
+    image = str(row.request.get("image", ""))
+    if image.startswith("data:"):
+        return f"{image[:40]}... ({len(image)} characters)"
+    return image
+
+
+def _record(row: CheckedRow, entry: TaskEntry | None, note: str | None = None) -> RowRecord:
+    """One results row: the sheet's view of the row, with the record's view of its task."""
+    if row.status is not Status.PENDING or entry is None:
+        return RowRecord(
+            position=row.position, key=row.key, row_id=row.row_id, status=row.status, cost=0.0,
+            resolution=row.resolution, duration=row.duration,
+            prompt=str(row.request.get("prompt", "")), image=image_label(row), error=note,
+            extra=row.extra,
+        )  # fmt: skip
+    return _merged(
+        row.position, row.key, row.row_id, str(row.request.get("prompt", "")), image_label(row),
+        row.extra, entry, note,
+    )  # fmt: skip
+
+
+def _merged(
+    position: int,
+    key: str,
+    row_id: str,
+    prompt: str,
+    image: str,
+    extra: dict[str, str],
+    entry: TaskEntry,
+    note: str | None,
+) -> RowRecord:
+    """A valid row's record: what the ledger knows, with any remark from reading the sheet."""
+    error = entry.error if not note else (f"{entry.error}; {note}" if entry.error else note)
+    return RowRecord(
+        position=position, key=key, row_id=row_id, status=entry.status, cost=entry.cost,
+        resolution=entry.resolution, duration=entry.duration, prompt=prompt, image=image,
+        task_id=entry.task_id, video_url=entry.video_url, video_file=entry.video_file,
+        error=error, attempts=entry.attempts, submitted_at=entry.submitted_at,
+        finished_at=entry.finished_at, extra=extra,
+    )  # fmt: skip
+
+
+def read_meta(run_dir: Path) -> dict[str, str]:
+    """The run folder's metadata (sheet, model, start times), read-only."""
+    with _open_readonly(run_dir) as conn:
+        return dict(conn.execute("SELECT name, value FROM meta"))
+
+
+def read_records(run_dir: Path) -> list[RowRecord]:
+    """Every row of the last sheet read, with its record, in sheet order; read-only."""
+    with _open_readonly(run_dir) as conn:
+        entries = {r["key"]: TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")}
+        rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
+    return list(_records_from_db(rows, entries))
+
+
+def _records_from_db(
+    rows: Iterable[sqlite3.Row], entries: dict[str, TaskEntry]
+) -> Iterable[RowRecord]:
+    for r in rows:
+        status = Status(r["status"])
+        base = RowRecord(
+            position=r["position"],
+            key=r["key"],
+            row_id=r["row_id"],
+            status=status,
+            cost=r["cost"],
+            resolution=r["resolution"],
+            duration=r["duration"],
+            prompt=r["prompt"],
+            image=r["image"],
+            error=r["error"],
+            extra=json.loads(r["extra"]),
+        )
+        entry = entries.get(r["key"])
+        if status is Status.PENDING and entry is not None:
+            if entry.sending:
+                entry = replace(entry, status=Status.UNKNOWN, error=entry.error or LOST_ANSWER)
+            yield _merged(base.position, base.key, base.row_id, base.prompt, base.image,
+                          base.extra, entry, r["error"])  # fmt: skip
+        else:
+            yield base
+
+
+class _ReadOnly:
+    """A read-only connection to a run folder's record, as a context manager."""
+
+    def __init__(self, run_dir: Path) -> None:
+        path = run_dir / STATE_FILE
+        if not path.is_file():
+            raise StateError(f"{run_dir} holds no batchwan run (no {STATE_FILE})")
+        try:
+            self.conn = connect(path, readonly=True)
+            self.conn.execute("SELECT 1 FROM sheet_rows LIMIT 1")
+        except sqlite3.Error as exc:
+            raise StateError(f"{path}: the run's record cannot be read: {exc}") from exc
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.conn
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.conn.close()
+
+
+def _open_readonly(run_dir: Path) -> _ReadOnly:
+    return _ReadOnly(run_dir)

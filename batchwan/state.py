@@ -1,0 +1,149 @@
+"""What the run's record is made of: the SQLite schema, one entry per row key, and times.
+
+``ledger`` writes these; ``records`` reads them. Both share this module and nothing else.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from batchwan.models import Status
+
+STATE_FILE = "state.db"
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    key TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    model TEXT NOT NULL,
+    task_id TEXT,
+    video_url TEXT,
+    video_file TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sending INTEGER NOT NULL DEFAULT 0,
+    submitted_at TEXT,
+    finished_at TEXT,
+    cost REAL NOT NULL,
+    resolution TEXT NOT NULL,
+    duration INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sheet_rows (
+    position INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    image TEXT NOT NULL,
+    cost REAL NOT NULL,
+    resolution TEXT NOT NULL,
+    duration INTEGER NOT NULL,
+    error TEXT,
+    extra TEXT NOT NULL
+);
+"""
+
+TASK_COLUMNS = (
+    "key, content_hash, status, model, task_id, video_url, video_file, error, attempts, "
+    "sending, submitted_at, finished_at, cost, resolution, duration"
+)
+
+LOST_ANSWER = (
+    "a create was sent but its answer was lost; the task may or may not exist at the provider "
+    "(run with --resubmit-unknown to send it again)"
+)
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware UTC, to the second."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 with a Z, the one form the run folder's files use."""
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass
+class TaskEntry:
+    """The durable state of one row key: what was sent, what came back."""
+
+    key: str
+    content_hash: str
+    status: Status
+    model: str
+    cost: float
+    resolution: str
+    duration: int
+    task_id: str | None = None
+    video_url: str | None = None
+    video_file: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    sending: bool = False
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def as_params(self) -> tuple[Any, ...]:
+        """The entry as one INSERT's parameters, in ``TASK_COLUMNS`` order."""
+        return (
+            self.key,
+            self.content_hash,
+            self.status.value,
+            self.model,
+            self.task_id,
+            self.video_url,
+            self.video_file,
+            self.error,
+            self.attempts,
+            int(self.sending),
+            iso_utc(self.submitted_at),
+            iso_utc(self.finished_at),
+            self.cost,
+            self.resolution,
+            self.duration,
+        )
+
+    @classmethod
+    def from_db(cls, row: sqlite3.Row) -> TaskEntry:
+        """Rebuild an entry from its table row."""
+        return cls(
+            key=row["key"],
+            content_hash=row["content_hash"],
+            status=Status(row["status"]),
+            model=row["model"],
+            cost=row["cost"],
+            resolution=row["resolution"],
+            duration=row["duration"],
+            task_id=row["task_id"],
+            video_url=row["video_url"],
+            video_file=row["video_file"],
+            error=row["error"],
+            attempts=row["attempts"],
+            sending=bool(row["sending"]),
+            submitted_at=_parse_iso(row["submitted_at"]),
+            finished_at=_parse_iso(row["finished_at"]),
+        )
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    else:
+        conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the caller goes on; that is the whole point.
+        conn.execute("PRAGMA synchronous=FULL")
+    conn.row_factory = sqlite3.Row
+    return conn
