@@ -29,6 +29,14 @@ def base_url(option: str | None) -> str:
     return (option or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
 
 
+def no_run_message(run_dir: Path, exc: StateError) -> str:
+    """What ``status`` and ``report`` say when RUN_DIR holds no readable run."""
+    if (run_dir / "state.db").exists():
+        # Damaged or another program's file: starting a run there would fail the same way.
+        return f"{exc} (damaged, or not a batchwan run folder)"
+    return f"{exc}; start one with: batchwan run SOURCE --out {run_dir}"
+
+
 def fail(message: str, code: int) -> None:
     """Say what went wrong on stderr and exit with ``code``."""
     click.echo(f"Error: {message}", err=True)

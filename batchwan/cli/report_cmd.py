@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from batchwan.cli import exit_codes
+from batchwan.cli.common import no_run_message
 from batchwan.errors import StateError
 
 
@@ -32,7 +33,7 @@ def report(ctx: click.Context, run_dir: Path) -> None:
     try:
         path = write_report(run_dir)
     except StateError as exc:
-        click.echo(f"Error: {exc}; start one with: batchwan run SOURCE --out {run_dir}", err=True)
+        click.echo(f"Error: {no_run_message(run_dir, exc)}", err=True)
         ctx.exit(exit_codes.CANNOT_START)
     except OSError as exc:
         click.echo(f"Error: cannot write the report in {run_dir}: {exc}", err=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from batchwan.cli import exit_codes
+from batchwan.cli.common import no_run_message
 from batchwan.errors import StateError
 from batchwan.statusview import all_succeeded, load_run, render_status
 
@@ -31,7 +32,7 @@ def status(ctx: click.Context, run_dir: Path) -> None:
     try:
         records, meta, summary = load_run(run_dir)
     except StateError as exc:
-        click.echo(f"Error: {exc}; start one with: batchwan run SOURCE --out {run_dir}", err=True)
+        click.echo(f"Error: {no_run_message(run_dir, exc)}", err=True)
         ctx.exit(exit_codes.CANNOT_START)
     title = f"Run {run_dir}"
     facts = [f"sheet {Path(meta['sheet']).name}" if meta.get("sheet") else "", meta.get("model")]

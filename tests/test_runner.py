@@ -1,0 +1,144 @@
+"""The pool in process, against the simulator over loopback, with a spy on the real client."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from batchwan.client import Client, open_session
+from batchwan.errors import RateLimited
+from batchwan.jobfile import load_source
+from batchwan.ledger import Ledger
+from batchwan.loader import read_sheet
+from batchwan.models import CheckedRow, Status, TaskInfo
+from batchwan.runner import Runner, RunOptions
+from batchwan.simulator import SimConfig, serve
+from batchwan.validation import build_body, check_rows
+from tests.runhelpers import write_sheet
+
+
+class CreateSpy:
+    """Wraps the real client and notes, on the loop's clock, when each create went and ended."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.calls: list[tuple[float, float, str]] = []  # (sent, answered, outcome)
+
+    async def create(self, body: dict[str, Any]) -> TaskInfo:
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        try:
+            info = await self.client.create(body)
+        except RateLimited:
+            self.calls.append((sent, loop.time(), "429"))
+            raise
+        self.calls.append((sent, loop.time(), "ok"))
+        return info
+
+    async def get(self, task_id: str) -> TaskInfo:
+        return await self.client.get(task_id)
+
+    async def download(self, url: str, dest: Path) -> int:
+        return await self.client.download(url, dest)
+
+
+def _rows(tmp_path: Path, count: int) -> list[CheckedRow]:
+    spec = load_source(write_sheet(tmp_path, count))
+    return check_rows(read_sheet(spec.sheet), spec)
+
+
+def _open(tmp_path: Path, rows: list[CheckedRow]) -> Ledger:
+    ledger = Ledger(tmp_path / "run")
+    ledger.claim(tmp_path / "sheet.csv", "wan2.5-i2v-preview")
+    ledger.sync_sheet(rows, [0.25] * len(rows), [])
+    return ledger
+
+
+async def _run(tmp_path: Path, config: SimConfig, options: RunOptions, count: int) -> Any:
+    rows = _rows(tmp_path, count)
+    ledger = _open(tmp_path, rows)
+    try:
+        async with serve(config) as sim, open_session() as session:
+            spy = CreateSpy(Client(session, base_url=sim.base_url, api_key=None))
+            runner = Runner(ledger, spy, options, body_for=build_body)
+            outcome = await runner.run(rows)
+            return outcome, spy, ledger.records(), sim.sim.stats()
+    finally:
+        ledger.close()
+
+
+async def test_one_429_pauses_every_worker_for_its_retry_after(tmp_path: Path) -> None:
+    """After a 429 with Retry-After, no worker sends a create until that pause has passed."""
+    config = SimConfig(seed=1, rate_429=0.15, retry_after_seconds=0.4)
+    options = RunOptions(concurrency=8, rate=1000, poll_interval=0.02, download=False)
+    _, spy, records, stats = await _run(tmp_path, config, options, 40)
+    refusals = [answered for _, answered, outcome in spy.calls if outcome == "429"]
+    assert refusals, "the seeded simulator refused some creates"
+    for refused_at in refusals:
+        later = [sent for sent, _, _ in spy.calls if sent > refused_at]
+        assert all(sent >= refused_at + 0.4 - 0.01 for sent in later)
+    assert {r.status for r in records} == {Status.SUCCEEDED}
+    assert stats["duplicate_payloads"] == 0
+
+
+async def test_retry_after_is_capped(tmp_path: Path) -> None:
+    """A Retry-After of an hour is capped by retry_after_cap, so the run goes on."""
+    config = SimConfig(seed=2, rate_429=0.3, retry_after_seconds=3600)
+    options = RunOptions(concurrency=4, rate=1000, poll_interval=0.02, download=False,
+                         retry_after_cap=0.05)  # fmt: skip
+    outcome, spy, records, _ = await asyncio.wait_for(
+        _run(tmp_path, config, options, 12), timeout=30
+    )
+    assert outcome.stop is None
+    assert any(o == "429" for _, _, o in spy.calls)
+    assert {r.status for r in records} == {Status.SUCCEEDED}
+
+
+async def test_a_task_past_its_deadline_stays_running_with_a_note(tmp_path: Path) -> None:
+    """A task that never ends is left `running` (collectable later) once its deadline passes."""
+    config = SimConfig(hold=True)
+    options = RunOptions(concurrency=2, rate=1000, poll_interval=0.02, task_deadline=0.3)
+    outcome, _, records, stats = await asyncio.wait_for(
+        _run(tmp_path, config, options, 2), timeout=30
+    )
+    assert outcome.stop is None
+    assert stats["tasks_created"] == 2
+    assert [r.status for r in records] == [Status.RUNNING, Status.RUNNING]
+    assert all(r.task_id and "run again to collect it" in (r.error or "") for r in records)
+
+
+async def test_concurrency_counts_tasks_found_running_at_start(tmp_path: Path) -> None:
+    """Tasks still running from an earlier run take their places in --concurrency."""
+    rows = _rows(tmp_path, 6)
+    ledger = _open(tmp_path, rows[:3])
+    try:
+        async with serve(SimConfig(hold=True, max_in_flight=3)) as sim, open_session() as s:
+            client = Client(s, base_url=sim.base_url, api_key=None)
+            options = RunOptions(concurrency=3, rate=1000, poll_interval=0.02)
+            no_wait = RunOptions(concurrency=3, rate=1000, poll_interval=0.02, wait=False)
+            await Runner(ledger, client, no_wait, body_for=build_body).run(rows[:3])
+            assert sim.sim.stats()["tasks_created"] == 3
+            ledger.sync_sheet(rows, [0.25] * len(rows), [])
+            releaser = asyncio.create_task(_keep_releasing(sim.sim))
+            try:
+                second = Runner(ledger, client, options, body_for=build_body)
+                await asyncio.wait_for(second.run(rows), timeout=30)
+            finally:
+                releaser.cancel()
+            stats = sim.sim.stats()
+        records = ledger.records()
+    finally:
+        ledger.close()
+    assert stats["max_in_flight_seen"] <= 3
+    assert stats["faults"]["limit_in_flight"] == 0  # the simulator never had to refuse one
+    assert stats["tasks_created"] == 6
+    assert {r.status for r in records} == {Status.SUCCEEDED}
+
+
+async def _keep_releasing(sim: Any) -> None:
+    """Release held tasks again and again, the first time only after the run has started."""
+    await asyncio.sleep(0.3)
+    while True:
+        sim.release()
+        await asyncio.sleep(0.02)
