@@ -189,6 +189,10 @@ def _xlsx_rows(path: Path) -> Iterator[list[str]]:
             sheet = book.worksheets[0] if book.worksheets else None
             if sheet is None:
                 return
+            # openpyxl pads every row to the recorded size: one stray cell at XFD1048576 (or a
+            # <dimension> that claims it) would mean 17 billion empty cells. Unpadded rows are
+            # short, and rows missing in between come as empty tuples.
+            sheet.reset_dimensions()
             for values in sheet.iter_rows(values_only=True):
                 yield [_xlsx_cell(v) for v in values]
         finally:
@@ -275,12 +279,42 @@ def parse_yaml(path: Path, text: str, *, typed: bool) -> Any:
     if typed:
         loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
     try:
-        return yaml.load(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         reason = str(exc).replace("\n", " ")
         raise InputError(f"{path}: is not valid YAML: {reason}") from None
     except (RecursionError, ValueError, TypeError, OverflowError) as exc:
         raise InputError(f"{path}: is not usable YAML: {exc}") from None
+    if not _fits(data, _YAML_ALIAS_ROOM * len(text) + 100_000):
+        raise InputError(
+            f"{path}: its YAML aliases (*name) expand to far more values than the file holds; "
+            "write the values out instead of nesting aliases"
+        )
+    return data
+
+
+#: How many values a YAML file may expand to, per character of text. Aliases are shared, not
+#: copied, when loaded; but every later step (cells as text, messages) walks them in full, so
+#: a few nested aliases (the "billion laughs") would take minutes and gigabytes. `<<: *defaults`
+#: in every row stays far below this.
+_YAML_ALIAS_ROOM = 10
+
+
+def _fits(data: Any, budget: int) -> bool:
+    """Whether ``data``, with every alias expanded, holds at most ``budget`` values."""
+    stack = [data]
+    seen = 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > budget:
+            return False
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return True
 
 
 def _read_yaml(path: Path, text: str) -> Sheet:

@@ -45,8 +45,21 @@ def write_report(path: Path, rows: list[CheckedRow]) -> None:
                 writer.writerow([as_text_cell(str(c)) for c in cells])
 
 
-def _check(source: Path, image_root: Path | None, fix_images: bool, urls: bool) -> list[CheckedRow]:
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except (OSError, RuntimeError):  # a symlink loop is not the report file either
+        return False
+
+
+def _check(
+    source: Path, image_root: Path | None, fix_images: bool, urls: bool, report: Path | None
+) -> list[CheckedRow]:
     spec = load_source(source)
+    for given in (source, spec.sheet):
+        if report is not None and _same_file(report, given):
+            # A slip of the tab key would otherwise replace the user's sheet with the report.
+            raise InputError(f"--report {report} would overwrite {given}; name another file")
     sheet = read_sheet(spec.sheet)
     if not fix_images:
         rows = check_rows(sheet, spec, image_root=image_root)
@@ -100,7 +113,7 @@ def validate(
       11 rows: 3 valid, 7 invalid, 1 duplicate
     """
     try:
-        rows = _check(source, image_root, fix_images, urls)
+        rows = _check(source, image_root, fix_images, urls, report_path)
     except InputError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(exit_codes.CANNOT_START) from None
