@@ -117,6 +117,23 @@ def _settle_futures(futures: list[asyncio.Future[None]], error: BaseException | 
             future.set_exception(StateError(f"could not write the run's record: {error}"))
 
 
+def _refuse_foreign(path: Path) -> None:
+    """A state.db that holds tables but none of ours belongs to some other program.
+
+    Looked at read-only, before anything (even the journal mode) is changed in it.
+    """
+    if not path.is_file():
+        return
+    conn = connect(path, readonly=True)
+    try:
+        query = "SELECT name FROM sqlite_master WHERE type='table'"
+        tables = {name for (name,) in conn.execute(query)}
+    finally:
+        conn.close()
+    if tables and not tables & {"meta", "tasks", "sheet_rows"}:
+        raise StateError(f"{path}: not a batchwan run record; choose another --out")
+
+
 class Ledger:
     """The run folder's record of every row key; one instance per run, one writer."""
 
@@ -125,6 +142,7 @@ class Ledger:
         self.path = run_dir / STATE_FILE
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
+            _refuse_foreign(self.path)
             conn = connect(self.path)
             conn.executescript(SCHEMA)
             self.entries: dict[str, TaskEntry] = {

@@ -238,11 +238,16 @@ def _cost_lines(plan: Plan) -> list[tuple[str, str, str]]:
     ]
     if plan.max_cost is not None:
         fit = plan.new - plan.over_budget_rows
-        note = (
-            f"{fit:,} of {plan.new:,} new rows fit, {plan.over_budget_rows:,} would stay pending"
-            if plan.over_budget_rows
-            else f"all {plan.new:,} new rows fit"
-        )
+        if plan.cost_committed > plan.max_cost + 1e-9:
+            over = format_money(plan.cost_committed - plan.max_cost)
+            note = f"already exceeded by {over}: no new row would be sent"
+        elif plan.over_budget_rows:
+            pending = plan.over_budget_rows
+            note = f"{fit:,} of {plan.new:,} new rows fit, {pending:,} would stay pending"
+        elif plan.new:
+            note = f"all {plan.new:,} new rows fit"
+        else:
+            note = "no new rows to send"
         lines.append(("  max cost", format_money(plan.max_cost), note))
     return lines
 

@@ -82,6 +82,7 @@ class StopReason(StrEnum):
     ACCOUNT = "account"
     BUDGET = "budget"
     INTERRUPTED = "interrupted"
+    UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class Runner:
         self._stop: StopReason | None = None
         self._stop_message: str | None = None
         self._fatal: StateError | None = None  # the record could not be written: stop, report
+        self._unreachable = 0  # creates in a row, across workers, that never reached the provider
         self._in_flight = InFlight(options.concurrency)
         self._window = CreateWindow(options.rate)
         self._pause = SharedPause()
@@ -269,9 +271,12 @@ class Runner:
         entry = self.ledger.entries[row.key]
         try:
             body = await self._body(row)
-        except (InputError, OSError) as exc:
-            await self.ledger.create_settled(row.key, Status.FAILED, f"not sent: {exc}")
+        except (InputError, OSError) as exc:  # e.g. the image vanished since it was checked
+            await self.ledger.create_settled(
+                row.key, Status.PENDING, f"not sent: {exc}; put the file back and run again"
+            )
             return False
+        last: ApiError | None = None
         for attempt in range(self.options.create_tries):
             await self._pause.wait()
             await self._window.acquire()
@@ -291,6 +296,7 @@ class Runner:
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
                 await self.ledger.create_accepted(row.key, info.task_id)
             except ApiError as exc:
+                last = exc
                 self._committed -= entry.cost if exc.safe_to_resend else 0.0
                 if not await self._create_failed(row, entry, exc, attempt):
                     return False
@@ -300,14 +306,15 @@ class Runner:
                 self._on_wire -= 1
                 if self._on_wire == 0:
                     self._wire_idle.set()
+            self._unreachable = 0
             self._emit(RunEvent("submitted", f"row {row.position}: task {info.task_id}"))
             log.info("row %s: accepted as task %s", row.position, info.task_id)
             return True
         await self.ledger.create_settled(
             row.key,
             Status.PENDING,
-            f"not sent: the provider refused it {self.options.create_tries} times "
-            "(busy or rate limited); run again later",
+            f"not sent: {self.options.create_tries} tries failed (the last: {last}); "
+            "run again later",
         )
         return False
 
@@ -342,6 +349,7 @@ class Runner:
             log.warning("%s: outcome unknown: %s (trace %s)", where, exc, exc.trace_id)
             return False
         await self.ledger.create_settled(row.key, Status.PENDING, f"not sent yet: {exc}")
+        await self._count_unreachable(exc)
         delay = backoff(attempt, base=self.options.backoff_base, cap=self.options.backoff_cap)
         if isinstance(exc, RateLimited):
             if exc.retry_after is not None:
@@ -349,6 +357,26 @@ class Runner:
             self._pause.extend(delay)  # one 429 slows every worker, not only this one
         log.info("%s: %s; trying again in %.1f s", where, exc, delay)
         return not await self._sleep(delay)
+
+    async def _count_unreachable(self, exc: ApiError) -> None:
+        """Stop early when create after create never reaches the provider at all.
+
+        Otherwise an unreachable provider would cost every row its full round of back-offs:
+        many minutes for a sheet that cannot make progress anyway.
+        """
+        if exc.http_status is not None:  # the provider answered: it is reachable
+            self._unreachable = 0
+            return
+        self._unreachable += 1
+        if self._unreachable < self.options.create_tries:
+            return
+        message = (
+            f"not sent: the provider could not be reached ({exc}); "
+            "check --base-url and the network, then run again"
+        )
+        self.stop(StopReason.UNREACHABLE, message)
+        await self.ledger.settle_pending(self._rows_by_key, message)
+        raise _StopRun
 
     async def _refuse_budget(self, row: CheckedRow) -> None:
         limit = self.options.max_cost or 0.0

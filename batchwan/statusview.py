@@ -213,11 +213,12 @@ class Attention:
 
 
 def needs_attention(records: Iterable[RowRecord], now: datetime) -> list[Attention]:
-    """Rows that are invalid, duplicate, failed or unknown, or running longer than
-    ``LONG_RUNNING``, in sheet order."""
+    """Rows that are invalid, duplicate, failed or unknown, pending with a reason (the budget,
+    an unreachable provider, a missing file), or running longer than ``LONG_RUNNING``; in
+    sheet order."""
     found: list[Attention] = []
     for r in records:
-        if r.status in ATTENTION:
+        if r.status in ATTENTION or (r.status is Status.PENDING and r.error):
             found.append(Attention(r.position, r.row_id, r.status.value, r.error or ""))
         elif r.status is Status.RUNNING and r.submitted_at is not None:
             age = now - r.submitted_at

@@ -312,3 +312,14 @@ def test_format_plan_budget_line_when_everything_fits() -> None:
     """With a ceiling that covers every new row, the budget line says so."""
     text = format_plan(mixed_plan(max_cost=100.0))
     assert re.search(r"^  max cost\s+\$100.00  \(all 5 new rows fit\)$", text, re.MULTILINE)
+
+
+def test_format_plan_says_when_the_ceiling_is_already_exceeded() -> None:
+    """Committed spend above the ceiling: the budget line says by how much, and that nothing
+    new would be sent."""
+    text = format_plan(mixed_plan(max_cost=1.0))
+    assert re.search(
+        r"^  max cost\s+\$1.00  \(already exceeded by \$1.25: no new row would be sent\)$",
+        text,
+        re.MULTILINE,
+    )

@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from batchwan.client import Client, open_session
 from batchwan.errors import RateLimited
 from batchwan.jobfile import load_source
@@ -142,3 +144,34 @@ async def _keep_releasing(sim: Any) -> None:
     while True:
         sim.release()
         await asyncio.sleep(0.02)
+
+
+async def test_an_image_gone_before_submit_leaves_the_row_pending(tmp_path: Path) -> None:
+    """An image deleted after validation: the row stays pending and says how to mend it;
+    with the file back, the next run sends it."""
+    image = tmp_path / "frame.png"
+    Image.new("RGB", (640, 360), (200, 120, 40)).save(image)
+    kept = image.read_bytes()
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("prompt,image\na desert at noon,frame.png\n", encoding="utf-8")
+    spec = load_source(sheet)
+    rows = check_rows(read_sheet(spec.sheet), spec)
+    ledger = _open(tmp_path, rows)
+    options = RunOptions(poll_interval=0.02, download=False)
+    try:
+        async with serve(SimConfig()) as sim, open_session() as session:
+            client = Client(session, base_url=sim.base_url, api_key=None)
+            image.unlink()
+            await Runner(ledger, client, options, body_for=build_body).run(rows)
+            gone = ledger.records()[0]
+            image.write_bytes(kept)
+            await Runner(ledger, client, options, body_for=build_body).run(rows)
+            back = ledger.records()[0]
+            created = sim.sim.stats()["tasks_created"]
+    finally:
+        ledger.close()
+    assert gone.status is Status.PENDING
+    assert gone.attempts == 0
+    assert "put the file back and run again" in (gone.error or "")
+    assert back.status is Status.SUCCEEDED
+    assert created == 1

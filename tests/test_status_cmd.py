@@ -185,3 +185,20 @@ def test_report_command_writes_the_page_and_prints_its_path(
     assert "<video" not in page  # rows are drawn by the script from the data blob
     assert '"videos/k1.mp4"' in page
     assert "3001 Task Execution Error Invalid image dimensions" in page
+
+
+def test_pending_rows_with_a_reason_need_attention() -> None:
+    """A row held back by the budget (pending, with a reason) is listed; a plain pending is not."""
+    from datetime import UTC, datetime
+
+    from batchwan.models import RowRecord, Status
+    from batchwan.statusview import needs_attention
+
+    def record(position: int, error: str | None) -> RowRecord:
+        return RowRecord(position, f"k{position}", f"r{position}", Status.PENDING, 0.5, "720P",
+                         5, "p", "https://x.example.com/a.jpg", error=error)  # fmt: skip
+
+    held = record(1, "not sent: --max-cost $1.00 reached ($1.00 committed in this run folder)")
+    found = needs_attention([held, record(2, None)], datetime.now(UTC))
+    assert [(a.position, a.status) for a in found] == [(1, "pending")]
+    assert "--max-cost" in found[0].reason

@@ -114,6 +114,7 @@ def run(
              "poll_interval": poll_interval, "max_cost": max_cost},
         )  # fmt: skip
         run_dir = spec.out or Path("runs") / spec.sheet.stem
+        _refuse_to_overwrite(run_dir, source, spec.sheet)
         key = api_key()
         if not (simulate or dry_run or key):
             fail(
@@ -145,6 +146,22 @@ def run(
             finally:
                 close_logging(handlers)
     sys.exit(code)
+
+
+#: What a run writes into its folder; a sheet must never be one of them.
+RUN_FILES = ("results.csv", "results.xlsx", "summary.json", "report.html", "run.log", "state.db")
+
+
+def _refuse_to_overwrite(run_dir: Path, *sources: Path) -> None:
+    """A run folder whose results would replace the sheet (or job file) itself is refused."""
+    outputs = {(run_dir / name).resolve() for name in RUN_FILES}
+    for source in sources:
+        if source.resolve() in outputs:
+            fail(
+                f"{source} would be overwritten by the run's own {source.name}; "
+                "choose another --out",
+                exit_codes.CANNOT_START,
+            )
 
 
 @contextlib.contextmanager
@@ -299,10 +316,14 @@ def exit_code(
 def _print_summary(
     run_dir: Path, records: Sequence[RowRecord], outcome: RunOutcome, code: int
 ) -> None:
+    if not records:
+        click.echo("the sheet has no data rows; nothing to do")
+        return
     counts = Counter(r.status.value for r in records)
     parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
     spent = sum(r.cost for r in records if r.status is Status.SUCCEEDED)
-    click.echo(f"{len(records)} rows: {parts}; ${spent:.2f} spent")
+    noun = "row" if len(records) == 1 else "rows"
+    click.echo(f"{len(records)} {noun}: {parts}; ${spent:.2f} spent")
     if outcome.stop is not None:
         click.echo(f"stopped early: {outcome.message or outcome.stop.value}")
     click.echo(f"results: {run_dir / 'results.csv'}")
