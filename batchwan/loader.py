@@ -163,17 +163,18 @@ def _assemble(path: Path, header: list[str], body: Iterable[list[str]]) -> Sheet
     return Sheet(path, tuple(columns), rows)
 
 
+def _header(path: Path, lines: Iterator[list[str]], unit: str) -> list[str]:
+    """The first line with any text: blank lines above a header are common in exports."""
+    for line in lines:
+        if any(c.strip() for c in line):
+            return line
+    raise InputError(f"{path}: has no header row; the first {unit} must name the columns")
+
+
 def _read_delimited(path: Path, text: str, delimiter: str) -> Sheet:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        header: list[str] | None = None
-        for line in reader:
-            if any(c.strip() for c in line):
-                header = line
-                break
-        if header is None:
-            raise InputError(f"{path}: has no header row; the first line must name the columns")
-        return _assemble(path, header, reader)
+        return _assemble(path, _header(path, reader, "line"), reader)
     except csv.Error as exc:
         raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
 
@@ -211,14 +212,7 @@ def _read_xlsx(path: Path) -> Sheet:
         raise InputError(f"{path}: no such file")
     try:
         lines = _xlsx_rows(path)
-        header: list[str] | None = None
-        for line in lines:
-            if any(c.strip() for c in line):
-                header = line
-                break
-        if header is None:
-            raise InputError(f"{path}: has no header row; the first row must name the columns")
-        return _assemble(path, header, lines)
+        return _assemble(path, _header(path, lines, "row"), lines)
     except InputError:
         raise
     except zipfile.BadZipFile:
