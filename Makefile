@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m batchwan run jobs/demo.yaml --simulate --out runs/demo
-	$(BIN)/python -m batchwan status runs/demo
+	$(BIN)/python -m batchwan status runs/demo --rows
 
 lint: $(STAMP)
 	$(BIN)/ruff check batchwan tests bench

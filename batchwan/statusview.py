@@ -268,7 +268,17 @@ def _figure_lines(head: Headline) -> list[str]:
     ]
 
 
-def _attention_lines(rows: Sequence[Attention], cap: int) -> list[str]:
+def every_row(records: Iterable[RowRecord]) -> list[Attention]:
+    """Every row in sheet order, with its video file when it has one, else its error."""
+    return [
+        Attention(r.position, r.row_id, r.status.value, r.video_file or r.error or "")
+        for r in records
+    ]
+
+
+def _attention_lines(
+    rows: Sequence[Attention], cap: int, heading: str = "Needs attention", last: str = "error"
+) -> list[str]:
     if not rows:
         return []
     shown = rows[:cap]
@@ -278,8 +288,8 @@ def _attention_lines(rows: Sequence[Attention], cap: int) -> list[str]:
     status_w = max(len(a.status) for a in shown)
     lines = [
         "",
-        f"Needs attention: {len(rows)} row{'' if len(rows) == 1 else 's'}",
-        f"  {'row':>{row_w}}  {'id':<{id_w}}  {'status':<{status_w}}  error",
+        f"{heading}: {len(rows)} row{'' if len(rows) == 1 else 's'}",
+        f"  {'row':>{row_w}}  {'id':<{id_w}}  {'status':<{status_w}}  {last}",
     ]
     # The error takes what is left of a 100-column line, and never less than 30.
     error_w = max(30, LINE_WIDTH - (8 + row_w + id_w + status_w))
@@ -300,8 +310,10 @@ def render_status(
     *,
     now: datetime,
     cap: int = ATTENTION_CAP,
+    all_rows: bool = False,
 ) -> str:
-    """The text of `batchwan status`: counts, money, times, then the rows that need attention."""
+    """The text of `batchwan status`: counts, money, times, then the rows that need attention
+    (with ``all_rows``: every row, with its video or its error)."""
     head = headline(records, summary)
     lines = [one_line(title, 200), ""]
     count_w = max(5, len(f"{head.rows:,}"))
@@ -311,7 +323,10 @@ def render_status(
     lines.append(f"  {'rows':<12}{head.rows:>{count_w},}")
     lines.append("")
     lines.extend(_figure_lines(head))
-    lines.extend(_attention_lines(needs_attention(records, now), cap))
+    if all_rows:
+        lines.extend(_attention_lines(every_row(records), len(records), "Rows", "video or error"))
+    else:
+        lines.extend(_attention_lines(needs_attention(records, now), cap))
     return "\n".join(lines) + "\n"
 
 

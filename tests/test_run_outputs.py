@@ -65,3 +65,18 @@ def test_the_key_is_never_written_to_the_run_folder(tmp_path: Path) -> None:
     for path in out.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_status_rows_lists_every_row_with_its_video_or_error(tmp_path: Path) -> None:
+    """`status --rows` prints one line per row: its video file, or why it has none."""
+    sheet = write_sheet(tmp_path, 5)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(seed=2, fail_rate=0.5)) as sim:
+        invoke(["run", str(sheet), *fast_options(sim.base_url, out)])
+    result = invoke(["status", str(out), "--rows"])
+    assert "Rows: 5 rows" in result.output
+    for row in read_results(out):
+        shown = row["video_file"] or row["error"][:20]
+        assert re.search(rf"^\s+{row['row']}\s+{row['id']}\s+{row['status']}\s+", result.output,
+                         re.M)  # fmt: skip
+        assert shown in result.output

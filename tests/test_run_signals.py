@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -104,3 +105,22 @@ def test_sigkill_at_random_instants_loses_nothing_and_bills_nothing_twice(tmp_pa
     assert [r["status"] for r in final] == ["succeeded"] * rows_in_sheet
     assert stats["duplicate_payloads"] <= resubmitted
     assert stats["tasks_created"] <= rows_in_sheet + resubmitted
+
+
+def test_status_works_while_a_run_is_in_progress(tmp_path: Path) -> None:
+    """`status` reads a run folder that a live run is writing: running rows, exit 1."""
+    sheet = write_sheet(tmp_path, 4)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(hold=True, api_key=KEY)) as sim:
+        proc = spawn(["run", str(sheet), *fast_options(sim.base_url, out, "--concurrency", "2")])
+        try:
+            _wait_for(lambda: sim.sim.stats()["tasks_created"] >= 2)
+            _wait_for(lambda: (out / "results.csv").is_file())
+            during = invoke(["status", str(out)])
+            assert proc.poll() is None  # the run is still going
+        finally:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert during.exit_code == 1, during.output
+    assert re.search(r"^\s+running\s+2$", during.output, re.M)
+    assert re.search(r"^\s+pending\s+2$", during.output, re.M)

@@ -175,3 +175,13 @@ async def test_an_image_gone_before_submit_leaves_the_row_pending(tmp_path: Path
     assert "put the file back and run again" in (gone.error or "")
     assert back.status is Status.SUCCEEDED
     assert created == 1
+
+
+async def test_a_task_the_provider_keeps_not_finding_fails_as_lost(tmp_path: Path) -> None:
+    """Polls answered 404 again and again: after a few the row fails, saying the task is lost."""
+    config = SimConfig(not_found_polls=1000)
+    options = RunOptions(poll_interval=0.02, download=False, not_found_limit=4)
+    _, _, records, stats = await asyncio.wait_for(_run(tmp_path, config, options, 2), timeout=30)
+    assert [r.status for r in records] == [Status.FAILED, Status.FAILED]
+    assert all("does not know task" in (r.error or "") for r in records)
+    assert stats["faults"]["404_new_task"] == 8  # 4 lookups for each of the 2 tasks

@@ -15,15 +15,17 @@ from batchwan.statusview import all_succeeded, load_run, render_status
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--rows", "all_rows", is_flag=True, help="List every row with its video or error.")
 @click.pass_context
-def status(ctx: click.Context, run_dir: Path) -> None:
+def status(ctx: click.Context, run_dir: Path, all_rows: bool) -> None:
     """Show a run's counts, cost and times, and the rows that need attention.
 
     Reads RUN_DIR alone (no network, nothing written), so it also works while a run is going.
 
     \b
-    Example:
+    Examples:
       batchwan status runs/demo
+      batchwan status runs/demo --rows
 
     \b
     Exit codes: 0 every row succeeded; 1 some rows need attention or are still open;
@@ -38,5 +40,6 @@ def status(ctx: click.Context, run_dir: Path) -> None:
     facts = [f"sheet {Path(meta['sheet']).name}" if meta.get("sheet") else "", meta.get("model")]
     if any(facts):
         title += " (" + ", ".join(f for f in facts if f) + ")"
-    click.echo(render_status(title, records, summary, now=datetime.now(UTC)), nl=False)
+    text = render_status(title, records, summary, now=datetime.now(UTC), all_rows=all_rows)
+    click.echo(text, nl=False)
     ctx.exit(exit_codes.OK if all_succeeded(records) else exit_codes.ROWS_NEED_ATTENTION)
