@@ -83,6 +83,7 @@ class StopReason(StrEnum):
     BUDGET = "budget"
     INTERRUPTED = "interrupted"
     UNREACHABLE = "unreachable"
+    NO_ENDPOINT = "no_endpoint"
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,14 @@ class Runner:
         if isinstance(exc, AccountError):
             await self.ledger.create_settled(row.key, Status.PENDING, f"not sent: {exc}")
             self.stop(StopReason.ACCOUNT, f"{exc} (trace {exc.trace_id or '-'})")
+            raise _StopRun from exc
+        if isinstance(exc, Rejected) and exc.http_status == 404:
+            # No such endpoint: a wrong --base-url or --model, the same for every row.
+            self._committed -= entry.cost
+            message = f"not sent: {exc}; check --base-url and --model, then run again"
+            self.stop(StopReason.NO_ENDPOINT, message)
+            await self.ledger.settle_pending(self._rows_by_key, message)
+            await self.ledger.create_settled(row.key, Status.PENDING, message)
             raise _StopRun from exc
         if isinstance(exc, Rejected):
             self._committed -= entry.cost

@@ -6,6 +6,7 @@ import socket
 import sqlite3
 from pathlib import Path
 
+from batchwan.simulator import SimConfig, serve_in_thread
 from tests.runhelpers import fast_options, invoke, read_results, write_sheet
 
 
@@ -63,3 +64,18 @@ def test_another_programs_sqlite_file_is_not_adopted(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not a batchwan run record" in result.output
     assert foreign.read_bytes() == before
+
+
+def test_a_wrong_endpoint_stops_the_run_with_rows_pending(tmp_path: Path) -> None:
+    """A 404 on a create (wrong base URL or model): stop at once, rows pending, say the fix."""
+    sheet = write_sheet(tmp_path, 6)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig()) as sim:
+        wrong = sim.base_url + "/not-the-api"
+        result = invoke(["run", str(sheet), *fast_options(wrong, out, "--concurrency", "1")])
+        assert sim.sim.stats()["tasks_created"] == 0
+    assert result.exit_code == 1
+    assert "check --base-url and --model" in result.output
+    rows = read_results(out)
+    assert {r["status"] for r in rows} == {"pending"}
+    assert sum(int(r["attempts"]) for r in rows) == 1
