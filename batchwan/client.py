@@ -445,11 +445,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def succeeded_without_video(info: TaskInfo) -> bool:
-    """True for a success that names no video: a failure of that task, seen in the wild."""
-    return info.state is TaskState.SUCCEEDED and not info.videos
-
-
 def error_detail(raw: bytes) -> str:
     """The provider's reason from an error body: detail, error, message, envelope, else text."""
     try:

@@ -22,6 +22,8 @@ the body was sent), or when the request is a read (poll, download) and so harmle
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BatchwanError(Exception):
     """Anything batchwan raises on purpose."""
@@ -75,8 +77,8 @@ class ServerError(ApiError):
 class RateLimited(ApiError):
     """The provider answered 429; the request was not accepted."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, safe_to_resend=True, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, safe_to_resend=True, **kwargs)
         self.retry_after = retry_after
 
 

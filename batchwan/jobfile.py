@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from batchwan.costs import normalise_resolution
 from batchwan.errors import InputError
 from batchwan.loader import parse_yaml, read_text
 from batchwan.models import API_FIELDS, DEFAULT_PRICES, JobSpec
@@ -154,7 +155,7 @@ def _defaults(path: Path, value: Any) -> dict[str, Any]:
 def _prices(path: Path, value: Any) -> dict[str, float]:
     prices = dict(DEFAULT_PRICES)
     for resolution, price in _mapping(path, "prices", value).items():
-        name = str(resolution).strip().upper()
+        name = normalise_resolution(resolution)
         if name not in DEFAULT_PRICES:
             raise InputError(
                 f"{path}: `prices:` has {resolution!r}; use {', '.join(DEFAULT_PRICES)}"

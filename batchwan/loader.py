@@ -256,6 +256,7 @@ def _read_jsonl(path: Path, text: str) -> Sheet:
     return Sheet(path, _columns_of(r.cells for r in rows), rows)
 
 
+# mypy cannot type a base class chosen at run time; both choices are safe loaders.
 class _TextLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
     """A safe loader that keeps plain scalars as typed text; only null and `<<` are resolved."""
 

@@ -130,6 +130,7 @@ def has_transparency(image: Image.Image) -> bool:
         return True
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         low, _high = image.getchannel("A").getextrema()
+        # Pillow types an extremum as float | tuple; one band's is always a number.
         return bool(low < 255)  # type: ignore[operator]
     return False
 

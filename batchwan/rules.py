@@ -16,7 +16,6 @@ MAX_NEGATIVE_PROMPT = 500
 RESOLUTIONS = ("480P", "720P", "1080P")
 DURATIONS = (5, 10)
 MAX_SEED = 2147483647
-BOOLEAN_FIELDS = ("audio", "prompt_extend", "safety_filter")
 
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})

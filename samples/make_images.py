@@ -61,7 +61,7 @@ def scene(name: str, rng: random.Random, grain: int = 20000) -> Image.Image:
     # Fine grain makes the files realistic in size and keeps the encoders honest.
     for _ in range(grain):
         x, y = rng.randrange(width), rng.randrange(height)
-        r, g, b = image.getpixel((x, y))  # type: ignore[misc]
+        r, g, b = image.getpixel((x, y))  # type: ignore[misc]  # an RGB pixel is a 3-tuple
         j = rng.randrange(-18, 18)
         image.putpixel((x, y), (max(0, r + j), max(0, g + j), max(0, b + j)))
     return image.filter(ImageFilter.SMOOTH)

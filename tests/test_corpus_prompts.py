@@ -33,7 +33,7 @@ def write_rows(path: Path, records: list[dict[str, object]]) -> None:
             "prompt": r["prompt_en"],
             "image": BASE + quote(str(r["image_name"])),
             "image_type": r["image_type"],
-            "dimension": ";".join(map(str, r["dimension"])),  # type: ignore[call-overload]
+            "dimension": ";".join(map(str, r["dimension"])),  # type: ignore[call-overload]  # a JSON value, a list here
         }
         for r in records
     ]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from batchwan.costs import normalise_resolution, row_cost, validate_prices
+from batchwan.costs import normalise_resolution, row_cost
 from batchwan.errors import InputError
 from batchwan.models import DEFAULT_PRICES
 
@@ -48,50 +46,3 @@ def test_unknown_resolution_names_it_and_the_table() -> None:
 def test_normalise_resolution(raw: object, expected: str) -> None:
     """Resolutions are compared upper-case; a bare number means that many lines (P)."""
     assert normalise_resolution(raw) == expected
-
-
-def test_validate_prices_keeps_defaults_for_missing_resolutions() -> None:
-    """A job file that prices one resolution keeps the list prices of the others."""
-    assert validate_prices({"720p": 0.12}) == {"480P": 0.05, "720P": 0.12, "1080P": 0.15}
-
-
-@pytest.mark.parametrize("prices", [None, {}])
-def test_validate_prices_empty_means_defaults(prices: Any) -> None:
-    """An empty or absent `prices:` is the list prices, as a fresh dict."""
-    result = validate_prices(prices)
-    assert result == DEFAULT_PRICES
-    assert result is not DEFAULT_PRICES
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [(0, 0.0), (1, 1.0), (0.2, 0.2), ("0.2", 0.2), ("$0.25", 0.25)]
-)
-def test_validate_prices_accepts_numbers(value: Any, expected: float) -> None:
-    """Prices may be written as integers, decimals or numeric strings (with or without $)."""
-    assert validate_prices({"480P": value})["480P"] == pytest.approx(expected)
-
-
-def test_validate_prices_adds_new_resolutions() -> None:
-    """A resolution the defaults lack (another model's) can be priced in the job file."""
-    assert validate_prices({"4k": 0.3})["4K"] == pytest.approx(0.3)
-
-
-@pytest.mark.parametrize(
-    ("prices", "message"),
-    [
-        ({"720P": -0.1}, r"prices: 720P: must be a non-negative number"),
-        ({"720P": "cheap"}, r"prices: 720P: .*got 'cheap'"),
-        ({"720P": True}, r"prices: 720P: .*got True"),
-        ({"720P": None}, r"prices: 720P: .*got None"),
-        ({"720P": [0.1]}, r"prices: 720P: .*got \[0.1\]"),
-        ({"720P": float("nan")}, r"prices: 720P: .*got nan"),
-        ({"720P": float("inf")}, r"prices: 720P: .*got inf"),
-        ({"720p": 0.1, "720P": 0.2}, r"'720p' and '720P' are the same resolution"),
-        ({"": 0.1}, r"empty resolution"),
-        ([("720P", 0.1)], r"must be a mapping"),
-    ],
-)
-def test_validate_prices_refuses_bad_tables(prices: Any, message: str) -> None:
-    """A price that is not a non-negative finite number, or a repeated key, is an InputError."""
-    with pytest.raises(InputError, match=message):
-        validate_prices(prices)

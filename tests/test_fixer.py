@@ -175,7 +175,7 @@ def test_portrait_exif_photo_stays_portrait(tmp_path: Path) -> None:
     assert_api_ready(fixed.path)
     with Image.open(fixed.path) as out:
         assert out.size == (1500, 2000)
-        red, _, blue = out.getpixel((750, 100))  # type: ignore[misc]
+        red, _, blue = out.getpixel((750, 100))  # type: ignore[misc]  # Pillow types a pixel as float | tuple
         assert blue > 150 > red
         assert 0x0112 not in out.getexif()  # else a viewer would turn it a second time
     assert fixed.actions == (
@@ -232,7 +232,7 @@ def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path: Path) -> None:
     Image.new("I;16", (400, 400), 30000).save(source)
     fixed = fix_image(source, tmp_path / "fixed")
     with Image.open(fixed.path) as out:
-        red, green, blue = out.getpixel((200, 200))  # type: ignore[misc]
+        red, green, blue = out.getpixel((200, 200))  # type: ignore[misc]  # Pillow types a pixel as float | tuple
     assert 100 < red < 135
     assert red == green == blue
 
@@ -245,7 +245,7 @@ def test_animated_gif_keeps_its_first_frame(tmp_path: Path) -> None:
     fixed = fix_image(source, tmp_path / "fixed")
     assert "kept the first of 3 frames" in fixed.actions
     with Image.open(fixed.path) as out:
-        red, green, _ = out.getpixel((200, 200))  # type: ignore[misc]
+        red, green, _ = out.getpixel((200, 200))  # type: ignore[misc]  # Pillow types a pixel as float | tuple
     assert red > 200 > green
 
 
@@ -258,8 +258,8 @@ def test_transparent_pixels_are_laid_on_white(tmp_path: Path) -> None:
     fixed = fix_image(source, tmp_path / "fixed")
     assert fixed.actions == ("flattened transparency on white", "re-encoded PNG->JPEG (quality 90)")
     with Image.open(fixed.path) as out:
-        assert min(out.getpixel((50, 200))) > 245  # type: ignore[arg-type]
-        assert max(out.getpixel((350, 200))) < 10  # type: ignore[arg-type]
+        assert min(out.getpixel((50, 200))) > 245  # type: ignore[arg-type]  # Pillow types a pixel as float | tuple
+        assert max(out.getpixel((350, 200))) < 10  # type: ignore[arg-type]  # Pillow types a pixel as float | tuple
 
 
 @pytest.mark.parametrize(
@@ -276,9 +276,9 @@ def test_extreme_aspect_ratio_is_padded_not_distorted(
     assert_api_ready(fixed.path)
     with Image.open(fixed.path) as out:
         assert out.size == expected
-        assert min(out.getpixel((0, 0))) > 245  # type: ignore[arg-type]  # the white padding
+        assert min(out.getpixel((0, 0))) > 245  # type: ignore[arg-type]  # the white padding; Pillow types a pixel as float | tuple
         middle = out.getpixel((expected[0] // 2, expected[1] // 2))
-        assert middle[0] > 200 > middle[1]  # type: ignore[index]  # the picture itself
+        assert middle[0] > 200 > middle[1]  # type: ignore[index]  # the picture itself; Pillow types a pixel as float | tuple
     padded = [action for action in fixed.actions if action.startswith("padded")]
     assert padded
     assert padded[0].startswith(f"padded {resized_to[0]}x{resized_to[1]} -> ")

@@ -62,6 +62,12 @@ def test_job_file_reads_every_key(tmp_path: Path) -> None:
     )
 
 
+def test_prices_keyed_by_bare_numbers_mean_those_resolutions(tmp_path: Path) -> None:
+    """`720:` in a price table (YAML reads it as the number 720) prices 720P."""
+    spec = load_source(job(tmp_path, "sheet: a.csv\nprices: {720: 0.2}\n"))
+    assert spec.prices == {**DEFAULT_PRICES, "720P": 0.2}
+
+
 def test_minimal_job_file_keeps_defaults(tmp_path: Path) -> None:
     """A job file with only `sheet:` keeps every other default; null means unset."""
     spec = load_source(job(tmp_path, "sheet: a.csv\nmax_cost: null\n"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -114,11 +115,11 @@ def _rgba(alpha_low: int) -> Image.Image:
     ],
 )
 def test_transparent_pixels_are_refused(
-    tmp_path: Path, make: object, fmt: str, transparent: bool
+    tmp_path: Path, make: Callable[[], Image.Image], fmt: str, transparent: bool
 ) -> None:
     """Any pixel below full opacity is refused; a fully opaque alpha channel is fine."""
     path = tmp_path / f"t.{fmt.lower()}"
-    image = make()  # type: ignore[operator]
+    image = make()
     image.save(path, fmt, lossless=True) if fmt == "WEBP" else image.save(path, fmt)
     probe = probe_image(path)
     assert probe.ok is not transparent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -61,14 +62,14 @@ MIXED_EXISTING = {
 
 def mixed_plan(**kwargs: object) -> Plan:
     """The mixed sheet at concurrency 2, 2 creates/s, $2.25 committed, a $5 ceiling."""
-    options: dict[str, object] = {"max_cost": 5.0, "committed": 2.25} | kwargs
+    options: dict[str, Any] = {"max_cost": 5.0, "committed": 2.25} | kwargs
     return make_plan(
         MIXED_ROWS,
         MIXED_EXISTING,
         prices=DEFAULT_PRICES,
         concurrency=2,
         rate=2.0,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

@@ -8,6 +8,7 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -28,10 +29,10 @@ from batchwan.statusview import headline, percentile
 FIVE_MB = 5 * 1024 * 1024
 
 
-def _payload(page: str) -> dict[str, list[object]]:
+def _payload(page: str) -> dict[str, list[Any]]:
     found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page)
     assert found is not None
-    data: dict[str, list[object]] = json.loads(found.group(1))
+    data: dict[str, list[Any]] = json.loads(found.group(1))
     return data
 
 
@@ -52,8 +53,8 @@ def test_hostile_prompt_id_and_error_cannot_open_markup(tmp_path: Path) -> None:
     assert "<!-- " not in page
     assert "&lt;/script&gt;&lt;script&gt;" in page  # the error table, rendered in Python
     rows = _payload(page)["rows"]
-    assert rows[0][3] == HOSTILE  # type: ignore[index]
-    assert rows[0][1] == "</script><b>x</b>"  # type: ignore[index]
+    assert rows[0][3] == HOSTILE
+    assert rows[0][1] == "</script><b>x</b>"
 
 
 def test_content_security_policy_allows_exactly_the_inline_script(tmp_path: Path) -> None:
@@ -208,7 +209,7 @@ def test_each_distinct_image_is_embedded_once(tmp_path: Path) -> None:
     assert page.count("data:image/jpeg;base64,") == 3
     data = _payload(page)
     assert len(data["thumbs"]) == 3
-    assert {row[5] for row in data["rows"]} == {0, 1, 2}  # type: ignore[index]
+    assert {row[5] for row in data["rows"]} == {0, 1, 2}
 
 
 def test_thumbnails_are_small_jpegs(tmp_path: Path) -> None:
@@ -282,9 +283,9 @@ def test_rows_carry_video_link_or_missing_note(tmp_path: Path) -> None:
         record(2, video_file="videos/2-r2.mp4"),
     ]
     rows = _payload(render_report(tmp_path, records, summary(records)))["rows"]
-    assert rows[0][6] == "videos/1-r1.mp4"  # type: ignore[index]
-    assert rows[1][6] == ""  # type: ignore[index]
-    assert rows[1][11] == "videos/2-r2.mp4"  # type: ignore[index]
+    assert rows[0][6] == "videos/1-r1.mp4"
+    assert rows[1][6] == ""
+    assert rows[1][11] == "videos/2-r2.mp4"
 
 
 def test_headline_figures_and_charts_are_on_the_page(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,10 @@ from batchwan.simulator import SimConfig, Simulator, serve_in_thread
 from tests.runhelpers import KEY, fast_options, invoke, read_results, spawn, write_sheet
 
 
-def _wait_for(predicate: object, timeout: float = 30.0) -> None:
+def _wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
     """Poll a condition (bounded); fail the test if it never holds."""
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if time.monotonic() > deadline:
             pytest.fail("condition not reached in time")
         time.sleep(0.05)

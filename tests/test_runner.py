@@ -28,6 +28,7 @@ class CreateSpy:
         self.calls: list[tuple[float, float, str]] = []  # (sent, answered, outcome)
 
     async def create(self, body: dict[str, Any]) -> TaskInfo:
+        """Send the create through the real client and note when it went and how it ended."""
         loop = asyncio.get_running_loop()
         sent = loop.time()
         try:
@@ -39,9 +40,11 @@ class CreateSpy:
         return info
 
     async def get(self, task_id: str) -> TaskInfo:
+        """Pass the lookup through."""
         return await self.client.get(task_id)
 
     async def download(self, url: str, dest: Path) -> int:
+        """Pass the download through."""
         return await self.client.download(url, dest)
 
 

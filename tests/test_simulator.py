@@ -150,17 +150,23 @@ async def test_slow_answers_are_counted_exactly() -> None:
         assert running.sim.stats()["faults"]["slow"] == len(predicted_hits("1:slow", 0.25, 40))
 
 
+async def _get_codes(client: Client, task_id: str, count: int) -> list[int]:
+    """The HTTP status of each of ``count`` gets of one task (200 for an answer)."""
+    codes = []
+    for _ in range(count):
+        try:
+            await client.get(task_id)
+            codes.append(200)
+        except ApiError as exc:
+            codes.append(exc.http_status or 0)
+    return codes
+
+
 async def test_poll_faults_are_counted_exactly() -> None:
     """poll_fault_rate fails exactly the predicted gets, each 500 or 503 as drawn."""
     async with sim_and_client(SimConfig(seed=4, poll_fault_rate=0.4)) as (running, client):
         task = await client.create(body())
-        statuses = []
-        for _ in range(60):
-            try:
-                await client.get(task.task_id)
-                statuses.append(200)
-            except ServerError as exc:
-                statuses.append(exc.http_status or 0)
+        statuses = await _get_codes(client, task.task_id, 60)
     rng = random.Random("4:poll")
     expected = []
     for _ in range(60):
@@ -175,14 +181,7 @@ async def test_not_found_polls_counts_per_task() -> None:
     async with sim_and_client(SimConfig(not_found_polls=3)) as (running, client):
         for i in range(2):
             task = await client.create(body(seed=i))
-            codes = []
-            for _ in range(5):
-                try:
-                    await client.get(task.task_id)
-                    codes.append(200)
-                except ApiError as exc:
-                    codes.append(exc.http_status or 0)
-            assert codes == [404, 404, 404, 200, 200]
+            assert await _get_codes(client, task.task_id, 5) == [404, 404, 404, 200, 200]
         assert running.sim.stats()["faults"]["404_new_task"] == 6
 
 
@@ -497,7 +496,7 @@ def test_serve_in_thread_for_sync_callers() -> None:
 
 def test_serve_in_thread_reports_a_busy_port() -> None:
     """A port already taken fails the start in the caller's thread."""
-    with serve_in_thread(SimConfig()) as first, pytest.raises(OSError, match="in use"):  # noqa: SIM117
+    with serve_in_thread(SimConfig()) as first, pytest.raises(OSError, match="in use"):  # noqa: SIM117 - the second start must be inside the first
         with serve_in_thread(SimConfig(), port=first.port):
             pass
 

@@ -105,7 +105,7 @@ def test_written_atomically_over_an_old_file(tmp_path: Path) -> None:
 
 
 def test_results_table_of_a_run_round_trips(tmp_path: Path) -> None:
-    """The lead's results table of a mixed run is written whole: every row, every status."""
+    """The results table of a mixed run is written whole: every row, every status."""
     records = mixed_run(tmp_path / "run")
     header, rows = results_table(records)
     path = tmp_path / "results.xlsx"

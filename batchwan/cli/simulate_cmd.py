@@ -9,7 +9,7 @@ import ipaddress
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -149,6 +149,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _stop(message: str) -> Any:
+def _stop(message: str) -> NoReturn:
     click.echo(f"Error: {message}", err=True)
     raise SystemExit(exit_codes.CANNOT_START)

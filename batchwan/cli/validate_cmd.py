@@ -18,8 +18,6 @@ from batchwan.results import as_text_cell
 from batchwan.urlcheck import check_urls
 from batchwan.validation import check_rows, describe
 
-# Spreadsheet programs run a cell that starts with one of these as a formula.
-
 
 def summary(rows: list[CheckedRow]) -> str:
     """One line of counts: ``48 rows: 45 valid, 2 invalid, 1 duplicate``."""
