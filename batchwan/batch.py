@@ -51,7 +51,7 @@ def open_ledger(
     """Open (or start) the run's record and bring it up to date with the sheet as read now."""
     ledger = Ledger(run_dir)
     try:
-        ledger.claim(sheet, model)
+        ledger.claim(sheet, model, max_cost)
         lost = ledger.recover(resubmit_unknown=resubmit_unknown, retry_failed=retry_failed)
         costs = [
             row_cost(row.resolution, row.duration, prices) if row.status is Status.PENDING else 0.0
@@ -64,7 +64,6 @@ def open_ledger(
     if lost:
         warnings.insert(0, f"{lost} row(s) had a create on the wire when the last run stopped; "
                         "they are now `unknown` (see --resubmit-unknown)")  # fmt: skip
-    ledger.meta["max_cost"] = "" if max_cost is None else str(max_cost)
     return ledger, warnings
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.errors import StateError
-from batchwan.models import CheckedRow, RowRecord, Status
+from batchwan.models import COMMITTED, CheckedRow, RowRecord, Status
 from batchwan.records import Snapshot, image_label
 from batchwan.state import (
     LOST_ANSWER,
@@ -37,6 +37,14 @@ from batchwan.state import (
     iso_utc,
     now_utc,
 )
+
+_PLACEHOLDERS = ",".join("?" * len(TASK_COLUMNS.split(",")))
+
+
+class _Done(threading.Event):
+    """A thread's wait for its writes, with the error if they failed."""
+
+    error: BaseException | None = None
 
 
 class _Writer:
@@ -96,7 +104,7 @@ def _settle_all(
     """
     by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for loop, waiter in waiters:
-        if loop is None:  # a thread waiting on a threading.Event
+        if loop is None:  # a thread waiting on a _Done
             waiter.error = error
             waiter.set()
         else:
@@ -163,14 +171,13 @@ class Ledger:
     # -- start of a run (synchronous: nothing else is running yet) ------------------------------
 
     def _write_now(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
-        done = threading.Event()
+        done = _Done()
         self._writer.submit(statements, None, done)
         done.wait()
-        error = getattr(done, "error", None)
-        if error is not None:
-            raise StateError(f"{self.path}: could not write the run's record: {error}")
+        if done.error is not None:
+            raise StateError(f"{self.path}: could not write the run's record: {done.error}")
 
-    def claim(self, sheet: Path, model: str) -> None:
+    def claim(self, sheet: Path, model: str, max_cost: float | None = None) -> None:
         """Tie the run folder to its sheet; refuse a folder that belongs to another sheet."""
         owner = self.meta.get("sheet")
         sheet_text = str(sheet.resolve())
@@ -180,7 +187,12 @@ class Ledger:
                 "choose another --out for this sheet"
             )
         stamp = iso_utc(now_utc()) or ""
-        updates = {"sheet": sheet_text, "model": model, "run_started_at": stamp}
+        updates = {
+            "sheet": sheet_text,
+            "model": model,
+            "run_started_at": stamp,
+            "max_cost": "" if max_cost is None else str(max_cost),
+        }
         if "started_at" not in self.meta:
             updates["started_at"] = stamp
             updates["schema"] = SCHEMA_VERSION
@@ -262,20 +274,21 @@ class Ledger:
         lost = 0
         statements = []
         for entry in self.entries.values():
+            changed = entry.sending
             if entry.sending:  # the process died between sending a create and its answer
                 entry.sending = False
                 entry.status = Status.UNKNOWN
                 entry.error = LOST_ANSWER
                 lost += 1
-            reopen = (resubmit_unknown and entry.status is Status.UNKNOWN) or (
+            if (resubmit_unknown and entry.status is Status.UNKNOWN) or (
                 retry_failed and entry.status is Status.FAILED
-            )
-            if reopen:
+            ):
                 entry.status = Status.PENDING
                 entry.task_id = entry.video_url = entry.video_file = entry.finished_at = None
                 entry.submitted_at = None
                 entry.error = None
-            if entry.sending is False and (reopen or entry.error == LOST_ANSWER):
+                changed = True
+            if changed:
                 statements.append(self._upsert(entry))
         if statements:
             self._write_now(statements)
@@ -292,7 +305,7 @@ class Ledger:
     @staticmethod
     def _upsert(entry: TaskEntry) -> tuple[str, Sequence[Any]]:
         return (
-            f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES ({','.join('?' * 15)})",
+            f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES ({_PLACEHOLDERS})",
             entry.as_params(),
         )
 
@@ -357,8 +370,7 @@ class Ledger:
 
     def committed_cost(self) -> float:
         """USD of every create that was or may have been accepted (running, done, unknown)."""
-        spent = (Status.RUNNING, Status.SUCCEEDED, Status.UNKNOWN)
-        return sum(e.cost for e in self.entries.values() if e.status in spent or e.sending)
+        return sum(e.cost for e in self.entries.values() if e.status in COMMITTED or e.sending)
 
     def records(self) -> list[RowRecord]:
         """The current sheet's rows with what the record knows of each, in sheet order."""

@@ -35,7 +35,7 @@ class InFlight:
 class CreateWindow:
     """At most ``rate`` create requests in any one-second window, also in the first second.
 
-    Each of ``n`` permits is handed back one second after its request was answered, so two
+    Each of the ``permits`` is handed back one second after its request was answered, so two
     requests on the same permit reach the provider at least a second apart whatever the network
     delays: no burst above the rate even as the provider measures it. A fractional rate below one
     becomes one request per ``1 / rate`` seconds.

@@ -49,6 +49,10 @@ class TaskState(StrEnum):
     FAILED = "failed"
 
 
+#: Rows whose cost is committed: sent and not failed (an `unknown` one may have been billed).
+COMMITTED = frozenset({Status.RUNNING, Status.SUCCEEDED, Status.UNKNOWN})
+
+
 @dataclass(frozen=True)
 class SheetRow:
     """One data row as read from a sheet, cells exactly as the user typed them."""

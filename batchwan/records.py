@@ -35,6 +35,7 @@ class Snapshot:
 
 
 def image_label(row: CheckedRow) -> str:
+    """What the record shows for a row's image: its path, its URL, or a shortened data: URI."""
     if row.image_path is not None:
         return str(row.image_path)
     image = str(row.request.get("image", ""))
@@ -81,13 +82,13 @@ def _merged(
 
 def read_meta(run_dir: Path) -> dict[str, str]:
     """The run folder's metadata (sheet, model, start times), read-only."""
-    with _open_readonly(run_dir) as conn:
+    with _ReadOnly(run_dir) as conn:
         return dict(conn.execute("SELECT name, value FROM meta"))
 
 
 def read_records(run_dir: Path) -> list[RowRecord]:
     """Every row of the last sheet read, with its record, in sheet order; read-only."""
-    with _open_readonly(run_dir) as conn:
+    with _ReadOnly(run_dir) as conn:
         entries = {r["key"]: TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")}
         rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
     return list(_records_from_db(rows, entries))
@@ -128,18 +129,18 @@ class _ReadOnly:
         path = run_dir / STATE_FILE
         if not path.is_file():
             raise StateError(f"{run_dir} holds no batchwan run (no {STATE_FILE})")
+        conn: sqlite3.Connection | None = None
         try:
-            self.conn = connect(path, readonly=True)
-            self.conn.execute("SELECT 1 FROM sheet_rows LIMIT 1")
+            conn = connect(path, readonly=True)
+            conn.execute("SELECT 1 FROM sheet_rows LIMIT 1")
         except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
             raise StateError(f"{path}: the run's record cannot be read: {exc}") from exc
+        self.conn = conn
 
     def __enter__(self) -> sqlite3.Connection:
         return self.conn
 
     def __exit__(self, *exc_info: object) -> None:
         self.conn.close()
-
-
-def _open_readonly(run_dir: Path) -> _ReadOnly:
-    return _ReadOnly(run_dir)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.atomic import atomic_writer, write_text_atomic
-from batchwan.models import RowRecord, Status
+from batchwan.models import COMMITTED, RowRecord, Status
 
 RESULTS_FILE = "results.csv"
 SUMMARY_FILE = "summary.json"
@@ -109,7 +109,7 @@ def summarize(records: Sequence[RowRecord], meta: Mapping[str, str]) -> dict[str
             continue
         by_resolution[r.resolution] = by_resolution.get(r.resolution, 0) + r.duration
         estimated += r.cost
-        if r.status in (Status.RUNNING, Status.SUCCEEDED, Status.UNKNOWN):
+        if r.status in COMMITTED:
             committed += r.cost
         if r.status is Status.SUCCEEDED:
             spent += r.cost

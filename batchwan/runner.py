@@ -90,7 +90,7 @@ class StopReason(StrEnum):
 class RunEvent:
     """Progress, for whoever shows it (the CLI draws bars or prints lines)."""
 
-    kind: str  # "submitted", "finished", "downloaded", "warning"
+    kind: str  # "submitted", "finished" or "downloaded"
     message: str
     status: Status | None = None
 
@@ -104,7 +104,7 @@ class RunOutcome:
 
 
 class _StopRun(Exception):
-    """Raised inside a worker to end the whole run (the key or the budget was refused)."""
+    """Raised inside a worker to end the whole run (account, budget, no endpoint, unreachable)."""
 
 
 def video_name(row: CheckedRow | None, task_id: str) -> str:

@@ -1,6 +1,6 @@
 """What the run's record is made of: the SQLite schema, one entry per row key, and times.
 
-``ledger`` writes these; ``records`` reads them. Both share this module and nothing else.
+``ledger`` writes these and ``records`` reads them; both build on this module.
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ class TaskEntry:
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open state.db: read-only, or for writing with WAL and every commit synced to disk."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     else:

@@ -60,9 +60,28 @@ def _open(tmp_path: Path, rows: list[CheckedRow]) -> Ledger:
     return ledger
 
 
-async def _run(tmp_path: Path, config: SimConfig, options: RunOptions, count: int) -> Any:
+def _note_gates(ledger: Ledger, gates: list[float]) -> None:
+    """Spy on the durable mark before each create: the moment a worker passes the gate."""
+    begin = ledger.begin_create
+
+    async def noting(key: str) -> None:
+        gates.append(asyncio.get_running_loop().time())
+        await begin(key)
+
+    ledger.begin_create = noting  # type: ignore[method-assign]  # a spy, the call goes through
+
+
+async def _run(
+    tmp_path: Path,
+    config: SimConfig,
+    options: RunOptions,
+    count: int,
+    gates: list[float] | None = None,
+) -> Any:
     rows = _rows(tmp_path, count)
     ledger = _open(tmp_path, rows)
+    if gates is not None:
+        _note_gates(ledger, gates)
     try:
         async with serve(config) as sim, open_session() as session:
             spy = CreateSpy(Client(session, base_url=sim.base_url, api_key=None))
@@ -74,15 +93,20 @@ async def _run(tmp_path: Path, config: SimConfig, options: RunOptions, count: in
 
 
 async def test_one_429_pauses_every_worker_for_its_retry_after(tmp_path: Path) -> None:
-    """After a 429 with Retry-After, no worker sends a create until that pause has passed."""
+    """After a 429 with Retry-After, no worker starts a create until that pause has passed.
+
+    A create that had already passed the gate when the 429 arrived may still go out; what is
+    pinned is that no worker passes the gate (the durable mark before a send) during a pause.
+    """
     config = SimConfig(seed=1, rate_429=0.15, retry_after_seconds=0.4)
     options = RunOptions(concurrency=8, rate=1000, poll_interval=0.02, download=False)
-    _, spy, records, stats = await _run(tmp_path, config, options, 40)
+    gates: list[float] = []
+    _, spy, records, stats = await _run(tmp_path, config, options, 40, gates)
     refusals = [answered for _, answered, outcome in spy.calls if outcome == "429"]
     assert refusals, "the seeded simulator refused some creates"
     for refused_at in refusals:
-        later = [sent for sent, _, _ in spy.calls if sent > refused_at]
-        assert all(sent >= refused_at + 0.4 - 0.01 for sent in later)
+        later = [gate for gate in gates if gate > refused_at]
+        assert all(gate >= refused_at + 0.4 - 0.01 for gate in later)
     assert {r.status for r in records} == {Status.SUCCEEDED}
     assert stats["duplicate_payloads"] == 0
 

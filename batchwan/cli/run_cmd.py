@@ -30,12 +30,10 @@ from batchwan.cli.common import (
 from batchwan.cli.progress import Progress
 from batchwan.cli.sheet import checked_sheet, print_issues
 from batchwan.ledger import Ledger
-from batchwan.models import JobSpec, RowRecord, Status
+from batchwan.models import COMMITTED, CheckedRow, JobSpec, RowRecord, Status
 from batchwan.runlock import RunLock
 from batchwan.runner import Runner, RunOptions, RunOutcome, StopReason
-
-# The built-in simulator renders quickly so a first run shows the whole flow in seconds.
-DEMO_SIMULATOR = {"pending_seconds": 0.3, "processing_seconds": 1.5}
+from batchwan.state import STATE_FILE
 
 
 def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
@@ -48,7 +46,11 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
 @click.argument("source", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Run folder.")
 @click.option("--simulate", is_flag=True, help="Run against the built-in simulator; no key.")
-@click.option("--base-url", help="Provider base URL (default $BATCHWAN_BASE_URL or MuleRouter).")
+@click.option(
+    "--base-url",
+    "base_url_option",
+    help="Provider base URL (default $BATCHWAN_BASE_URL or MuleRouter).",
+)
 @click.option("--model", help="Model name (default wan2.5-i2v-preview).")
 @click.option(
     "--image-root",
@@ -76,7 +78,7 @@ def run(
     source: Path,
     out: Path | None,
     simulate: bool,
-    base_url: str | None,
+    base_url_option: str | None,
     model: str | None,
     image_root: Path | None,
     fix_images: bool,
@@ -134,7 +136,7 @@ def run(
             task_deadline=task_deadline, wait=not no_wait, download=not no_download,
             max_cost=spec.max_cost,
         )  # fmt: skip
-        endpoint = Endpoint(base_url=_base_url(base_url), api_key=key, model=spec.model)
+        endpoint = Endpoint(base_url=base_url(base_url_option), api_key=key, model=spec.model)
         with RunLock(run_dir):
             handlers = setup_logging(run_dir / "run.log", console_level=_console_level(quiet))
             try:
@@ -174,21 +176,17 @@ def _interrupt_before_start() -> Iterator[None]:
         sys.exit(exit_codes.INTERRUPTED)
 
 
-def _base_url(option: str | None) -> str:
-    return base_url(option)
-
-
 def _console_level(quiet: bool) -> int | None:
     """Progress bars on a terminal say enough; elsewhere (cron, CI) plain log lines do."""
     if quiet:
         return None
-    return 30 if sys.stderr.isatty() else 20
+    return logging.WARNING if sys.stderr.isatty() else logging.INFO
 
 
 def _run_locked(
     spec: JobSpec,
     run_dir: Path,
-    rows: Sequence[Any],
+    rows: Sequence[CheckedRow],
     extra_columns: Sequence[str],
     options: RunOptions,
     endpoint: Endpoint,
@@ -226,7 +224,7 @@ def _run_locked(
 
 async def _main(
     ledger: Ledger,
-    rows: Sequence[Any],
+    rows: Sequence[CheckedRow],
     options: RunOptions,
     endpoint: Endpoint,
     simulate: bool,
@@ -256,7 +254,10 @@ async def _main(
             from batchwan.simulator import SimConfig, serve
 
             # A fresh seed each run: reruns in one run folder must never see a task id twice.
-            config = SimConfig(seed=secrets.randbits(32), **DEMO_SIMULATOR)  # type: ignore[arg-type]
+            # Quick renders, so a first run shows the whole flow in seconds.
+            config = SimConfig(
+                seed=secrets.randbits(32), pending_seconds=0.3, processing_seconds=1.5
+            )
             async with serve(config) as sim:
                 endpoint = dataclasses.replace(endpoint, base_url=sim.base_url, api_key=None)
                 return await execute(
@@ -327,14 +328,20 @@ def _print_summary(
     if outcome.stop is not None:
         click.echo(f"stopped early: {outcome.message or outcome.stop.value}")
     click.echo(f"results: {run_dir / 'results.csv'}")
-    click.echo(f"videos:  {run_dir / 'videos'}/")
+    if any(r.video_file for r in records):
+        click.echo(f"videos:  {run_dir / 'videos'}/")
     click.echo(f"report:  {run_dir / 'report.html'}")
     if code == exit_codes.ROWS_NEED_ATTENTION:
         click.echo(f"some rows need attention: batchwan status {run_dir}")
 
 
 def _dry_run(
-    spec: JobSpec, run_dir: Path, rows: Sequence[Any], *, retry_failed: bool, resubmit_unknown: bool
+    spec: JobSpec,
+    run_dir: Path,
+    rows: Sequence[CheckedRow],
+    *,
+    retry_failed: bool,
+    resubmit_unknown: bool,
 ) -> None:
     """Print the plan and exit: 0 when every row is valid, 1 otherwise."""
     from batchwan.plan import format_plan, make_plan
@@ -342,10 +349,10 @@ def _dry_run(
 
     existing: dict[str, Status] = {}
     committed = 0.0
-    if (run_dir / "state.db").is_file():
+    if (run_dir / STATE_FILE).is_file():
         for record in read_records(run_dir):
             existing[record.key] = record.status
-            if record.status in (Status.RUNNING, Status.SUCCEEDED, Status.UNKNOWN):
+            if record.status in COMMITTED:
                 committed += record.cost
     plan = make_plan(
         rows, existing, prices=spec.prices, concurrency=spec.concurrency, rate=spec.rate,
