@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No wall-clock deadline per example: these machines are shared, and a timing threshold in a
+# unit test only measures the neighbours.
+settings.register_profile("batchwan", deadline=None)
+settings.load_profile("batchwan")
 
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO.parent / "shared" / "testdata"
