@@ -91,6 +91,7 @@ class CheckedRow:
     issues: tuple[RowIssue, ...] = ()
     notes: tuple[str, ...] = ()  # what was done to the row, e.g. an image fixed
     extra: dict[str, str] = field(default_factory=dict)  # the user's own columns, unchanged
+    own_id: bool = False  # row_id is the sheet's id, not a key derived from the content
 
     @property
     def resolution(self) -> str:

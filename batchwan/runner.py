@@ -112,8 +112,7 @@ def video_name(row: CheckedRow | None, task_id: str) -> str:
     if row is None:
         stem = f"0-{task_id}"
     else:
-        own_id = not row.content_hash.startswith(row.row_id)
-        stem = f"{row.position}-{row.row_id if own_id else task_id}"
+        stem = f"{row.position}-{row.row_id if row.own_id else task_id}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:150] + ".mp4"
 
 

@@ -15,6 +15,7 @@ bytes hashed in, so editing the image file changes the key.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import logging
@@ -153,7 +154,9 @@ def _row(
     extra: dict[str, str],
 ) -> CheckedRow:
     key = row_id or chash[:16]
-    return CheckedRow(row.position, key, key, status, request, path, chash, issues, notes, extra)
+    return CheckedRow(
+        row.position, key, key, status, request, path, chash, issues, notes, extra, bool(row_id)
+    )
 
 
 def check_rows(
@@ -175,7 +178,7 @@ def check_rows(
     checked: list[CheckedRow] = []
     for sheet_row in sheet.rows:
         row = checker.check(sheet_row)
-        has_id = "id" in checker.layout.fields and bool(sheet_row.cells.get(id_column, "").strip())
+        has_id = row.own_id
         if has_id and row.row_id in ids:
             issue = RowIssue(
                 row.position,
@@ -203,18 +206,7 @@ def check_rows(
 
 
 def _with(row: CheckedRow, status: Status, issues: tuple[RowIssue, ...]) -> CheckedRow:
-    return CheckedRow(
-        row.position,
-        row.key,
-        row.row_id,
-        status,
-        row.request,
-        row.image_path,
-        row.content_hash,
-        issues,
-        row.notes,
-        row.extra,
-    )
+    return dataclasses.replace(row, status=status, issues=issues)
 
 
 def build_body(row: CheckedRow) -> dict[str, Any]:

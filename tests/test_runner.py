@@ -212,3 +212,19 @@ async def test_a_task_the_provider_keeps_not_finding_fails_as_lost(tmp_path: Pat
     assert [r.status for r in records] == [Status.FAILED, Status.FAILED]
     assert all("does not know task" in (r.error or "") for r in records)
     assert stats["faults"]["404_new_task"] == 8  # 4 lookups for each of the 2 tasks
+
+
+def test_videos_are_named_by_the_sheets_id_else_by_the_task_id(tmp_path: Path) -> None:
+    """`<row>-<id>.mp4` when the sheet names the row; `<row>-<task id>.mp4` when it does not."""
+    from batchwan.runner import video_name
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(
+        "id,prompt,image\nhero/1,a cat,https://x.example.com/a.jpg\n,a dog,https://x.example.com/b.jpg\n",
+        encoding="utf-8",
+    )
+    spec = load_source(sheet)
+    named, unnamed = check_rows(read_sheet(spec.sheet), spec)
+    assert (named.own_id, unnamed.own_id) == (True, False)
+    assert video_name(named, "t-1") == "1-hero_1.mp4"
+    assert video_name(unnamed, "t-2") == "2-t-2.mp4"
