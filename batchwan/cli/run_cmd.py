@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from batchwan.batch import Endpoint, execute, open_ledger, write_outputs
+from batchwan.batch import Endpoint, execute, open_ledger
 from batchwan.cli import exit_codes
 from batchwan.cli.common import (
     api_key,
@@ -204,8 +204,8 @@ def _run_locked(
     try:
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
+        # results.csv and summary.json are final already: `execute` writes them as it ends.
         outcome = asyncio.run(_main(ledger, rows, options, endpoint, simulate, quiet))
-        write_outputs(ledger)
         try:
             _extras(run_dir, ledger, xlsx)
         except Exception as exc:  # the report is derived: its failure must not hide the run's
