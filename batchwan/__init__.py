@@ -16,7 +16,7 @@ from batchwan.errors import (
     TaskNotFound,
     TransportError,
 )
-from batchwan.models import CheckedRow, JobSpec, RowIssue, RowRecord, SheetRow, Status, TaskInfo
+from batchwan.values import CheckedRow, JobSpec, RowIssue, RowRecord, SheetRow, Status, TaskInfo
 
 try:
     __version__ = version("batchwan")

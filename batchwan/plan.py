@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from batchwan.costs import normalise_resolution, row_cost
-from batchwan.models import CheckedRow, Status
+from batchwan.catalog.prices import normalise_resolution, row_cost
+from batchwan.values import CheckedRow, Status
 
 #: The provider's typical render time for a 5 s clip, in minutes (API README: 1 to 5 minutes).
 RENDER_MINUTES_PER_5S: tuple[float, float] = (1.0, 5.0)

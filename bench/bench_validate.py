@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchwan.jobfile import load_source
-from batchwan.loader import read_sheet
-from batchwan.models import Status
-from batchwan.validation import check_rows
+from batchwan.checks.validation import check_rows
+from batchwan.sheet.jobfile import load_source
+from batchwan.sheet.loader import read_sheet
+from batchwan.values import Status
 
 _RESOLUTIONS = ("480P", "720P", "1080P")
 

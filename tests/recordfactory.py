@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from batchwan.models import CheckedRow, RowIssue, RowRecord, Status
+from batchwan.values import CheckedRow, RowIssue, RowRecord, Status
 
 T0 = datetime(2025, 3, 1, 10, 0, 0, tzinfo=UTC)
 
@@ -139,7 +139,7 @@ def mixed_run(run_dir: Path) -> list[RowRecord]:
 def make_run(tmp_path: Path, *, all_succeed: bool = False) -> Path:
     """A real run folder written through the ledger: a success with its video on disk, a failed
     task, an invalid row and a row not sent yet (or, with ``all_succeed``, two successes)."""
-    from batchwan.ledger import Ledger
+    from batchwan.store.ledger import Ledger
 
     run_dir = tmp_path / "run"
     sheet = tmp_path / "demo.csv"

@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 from PIL import Image
 
-from batchwan.client import Client, open_session
-from batchwan.simulator import RunningSimulator, SimConfig, serve
+from batchwan.provider.client import Client, open_session
+from batchwan.sim.simulator import RunningSimulator, SimConfig, serve
 
 IMAGE_URL = "https://assets.example.com/first-frame.png"
 

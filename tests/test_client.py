@@ -19,15 +19,6 @@ import pytest
 from aiohttp import web
 from simhelpers import answering, body, sim_and_client, tiny_server
 
-from batchwan.client import (
-    Client,
-    error_detail,
-    fold_status,
-    open_session,
-    parse_retry_after,
-    parse_task_info,
-    parse_timestamp,
-)
 from batchwan.errors import (
     AccountError,
     ApiError,
@@ -38,8 +29,17 @@ from batchwan.errors import (
     TaskNotFound,
     TransportError,
 )
-from batchwan.models import TaskState
-from batchwan.simulator import SimConfig
+from batchwan.provider.client import (
+    Client,
+    error_detail,
+    fold_status,
+    open_session,
+    parse_retry_after,
+    parse_task_info,
+    parse_timestamp,
+)
+from batchwan.sim.simulator import SimConfig
+from batchwan.values import TaskState
 
 KEY = "sk-test-0123456789abcdef"
 TASK = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
@@ -563,7 +563,7 @@ async def test_every_call_is_logged_with_status_and_trace(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Each call logs method, path, status and the trace id at DEBUG."""
-    caplog.set_level(logging.DEBUG, logger="batchwan.client")
+    caplog.set_level(logging.DEBUG, logger="batchwan.provider.client")
     async with sim_and_client() as (_, client):
         info = await client.create(body())
     assert info.trace_id is not None
@@ -631,7 +631,7 @@ def test_fold_status_both_vocabularies(raw: str, state: TaskState) -> None:
 
 def test_unknown_status_is_in_progress_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """An unknown status is still in progress, with a warning naming it."""
-    with caplog.at_level(logging.WARNING, logger="batchwan.client"):
+    with caplog.at_level(logging.WARNING, logger="batchwan.provider.client"):
         info = parse_task_info({"task_info": {"id": "t1", "status": "thinking"}})
     assert info is not None
     assert info.state is TaskState.IN_PROGRESS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from batchwan.loader import read_sheet
+from batchwan.sheet.loader import read_sheet
 
 pytestmark = pytest.mark.corpus
 

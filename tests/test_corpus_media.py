@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from batchwan.loader import read_sheet
-from batchwan.media import probe_audio, probe_image
-from batchwan.models import JobSpec, Status
-from batchwan.validation import check_rows
+from batchwan.checks.media import probe_audio, probe_image
+from batchwan.checks.validation import check_rows
+from batchwan.sheet.loader import read_sheet
+from batchwan.values import JobSpec, Status
 
 pytestmark = pytest.mark.corpus
 

@@ -9,10 +9,10 @@ from urllib.parse import quote
 
 import pytest
 
-from batchwan.jobfile import load_source
-from batchwan.loader import read_sheet
-from batchwan.models import Status
-from batchwan.validation import check_rows
+from batchwan.checks.validation import check_rows
+from batchwan.sheet.jobfile import load_source
+from batchwan.sheet.loader import read_sheet
+from batchwan.values import Status
 
 pytestmark = pytest.mark.corpus
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from batchwan.errors import InputError
-from batchwan.jobfile import load_source
-from batchwan.loader import read_sheet
+from batchwan.sheet.jobfile import load_source
+from batchwan.sheet.loader import read_sheet
 
 pytestmark = pytest.mark.corpus
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from batchwan.costs import normalise_resolution, row_cost
+from batchwan.catalog.prices import normalise_resolution, row_cost
 from batchwan.errors import InputError
-from batchwan.models import DEFAULT_PRICES
+from batchwan.values import DEFAULT_PRICES
 
 
 @pytest.mark.parametrize(

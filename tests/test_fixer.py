@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms
 
+from batchwan.checks.fixer import MAX_BYTES, encode_jpeg, fix_image, fixed_name, target_size
 from batchwan.errors import InputError
-from batchwan.fixer import MAX_BYTES, encode_jpeg, fix_image, fixed_name, target_size
 
 UNFIXABLE_IMAGES = [
     "broken.png",

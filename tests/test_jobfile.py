@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from batchwan.errors import InputError
-from batchwan.jobfile import load_source
-from batchwan.models import DEFAULT_PRICES, JobSpec
+from batchwan.sheet.jobfile import load_source
+from batchwan.values import DEFAULT_PRICES, JobSpec
 
 REPO = Path(__file__).resolve().parent.parent
 

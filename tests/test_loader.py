@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchwan.errors import InputError
-from batchwan.loader import SHEET_SUFFIXES, Sheet, read_sheet
+from batchwan.sheet.loader import SHEET_SUFFIXES, Sheet, read_sheet
 
 HEADER = ["id", "prompt", "seed", "duration", "notes"]
 ROWS = [

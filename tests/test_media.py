@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from batchwan.media import (
+from batchwan.checks.media import (
     MAX_AUDIO_BYTES,
     MAX_IMAGE_BYTES,
     ImageProbe,

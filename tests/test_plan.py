@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchwan.errors import InputError
-from batchwan.models import DEFAULT_PRICES, CheckedRow, Status
 from batchwan.plan import (
     Plan,
     estimate_minutes,
@@ -19,6 +18,7 @@ from batchwan.plan import (
     format_plan,
     make_plan,
 )
+from batchwan.values import DEFAULT_PRICES, CheckedRow, Status
 
 
 def row(key: str, resolution: str, duration: int, status: Status = Status.PENDING) -> CheckedRow:

@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 from recordfactory import HOSTILE, T0, image, make_run, mixed_run, record, summary, video
 
-from batchwan.models import Status
-from batchwan.report import (
+from batchwan.outputs.report import (
     Thumbnails,
     error_reason,
     group_errors,
@@ -23,8 +22,16 @@ from batchwan.report import (
     video_link,
     write_report,
 )
-from batchwan.report_charts import Bar, Series, bar_chart, bin_width, cumulative_chart, histogram
-from batchwan.statusview import headline, percentile
+from batchwan.outputs.report_charts import (
+    Bar,
+    Series,
+    bar_chart,
+    bin_width,
+    cumulative_chart,
+    histogram,
+)
+from batchwan.outputs.statusview import headline, percentile
+from batchwan.values import Status
 
 FIVE_MB = 5 * 1024 * 1024
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from recordfactory import image, mixed_run, record, summary
 
-from batchwan.models import Status
-from batchwan.report import render_report
+from batchwan.outputs.report import render_report
+from batchwan.values import Status
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

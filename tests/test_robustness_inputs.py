@@ -11,8 +11,8 @@ from runhelpers import invoke, write_sheet
 
 from batchwan.cli import main
 from batchwan.errors import InputError
-from batchwan.jobfile import load_source
-from batchwan.loader import read_sheet
+from batchwan.sheet.jobfile import load_source
+from batchwan.sheet.loader import read_sheet
 
 # Eight levels of nine: 43 million values from 400 bytes, the "billion laughs".
 _LEVELS = [("a", '"lol"'), *((b, f"*{a}") for a, b in zip("abcdefg", "bcdefgh", strict=True))]

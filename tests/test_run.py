@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from batchwan.runlock import RunLock
-from batchwan.simulator import SimConfig, serve_in_thread
+from batchwan.sim.simulator import SimConfig, serve_in_thread
+from batchwan.store.runlock import RunLock
 from tests.runhelpers import KEY, fast_options, invoke, read_results, write_sheet
 
 

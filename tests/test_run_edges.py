@@ -6,7 +6,7 @@ import socket
 import sqlite3
 from pathlib import Path
 
-from batchwan.simulator import SimConfig, serve_in_thread
+from batchwan.sim.simulator import SimConfig, serve_in_thread
 from tests.runhelpers import fast_options, invoke, read_results, write_sheet
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from batchwan.simulator import SimConfig, serve_in_thread
+from batchwan.sim.simulator import SimConfig, serve_in_thread
 from tests.runhelpers import KEY, fast_options, invoke, read_results, write_sheet
 
 

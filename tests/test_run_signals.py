@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from batchwan.simulator import SimConfig, Simulator, serve_in_thread
+from batchwan.sim.simulator import SimConfig, Simulator, serve_in_thread
 from tests.runhelpers import KEY, fast_options, invoke, read_results, spawn, write_sheet
 
 

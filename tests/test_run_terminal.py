@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from batchwan.simulator import SimConfig, serve_in_thread
+from batchwan.sim.simulator import SimConfig, serve_in_thread
 from tests.runhelpers import KEY, invoke, read_results, spawn, write_sheet
 
 

@@ -8,15 +8,15 @@ from typing import Any
 
 from PIL import Image
 
-from batchwan.client import Client, open_session
+from batchwan.checks.validation import build_body, check_rows
 from batchwan.errors import RateLimited
-from batchwan.jobfile import load_source
-from batchwan.ledger import Ledger
-from batchwan.loader import read_sheet
-from batchwan.models import CheckedRow, Status, TaskInfo
-from batchwan.runner import Runner, RunOptions
-from batchwan.simulator import SimConfig, serve
-from batchwan.validation import build_body, check_rows
+from batchwan.pool.runner import Runner, RunOptions
+from batchwan.provider.client import Client, open_session
+from batchwan.sheet.jobfile import load_source
+from batchwan.sheet.loader import read_sheet
+from batchwan.sim.simulator import SimConfig, serve
+from batchwan.store.ledger import Ledger
+from batchwan.values import CheckedRow, Status, TaskInfo
 from tests.runhelpers import write_sheet
 
 
@@ -216,7 +216,7 @@ async def test_a_task_the_provider_keeps_not_finding_fails_as_lost(tmp_path: Pat
 
 def test_videos_are_named_by_the_sheets_id_else_by_the_task_id(tmp_path: Path) -> None:
     """`<row>-<id>.mp4` when the sheet names the row; `<row>-<task id>.mp4` when it does not."""
-    from batchwan.runner import video_name
+    from batchwan.pool.runner import video_name
 
     sheet = tmp_path / "s.csv"
     sheet.write_text(

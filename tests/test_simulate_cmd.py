@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from simhelpers import body
 
 from batchwan.cli import main
-from batchwan.simulator import SimConfig, serve_in_thread
+from batchwan.sim.simulator import SimConfig, serve_in_thread
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATION = "/vendors/alibaba/v1/wan2.5-i2v-preview/generation"

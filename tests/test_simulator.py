@@ -17,12 +17,12 @@ import pytest
 from mutagen.mp4 import MP4
 from simhelpers import body, image_data_uri, predicted_hits, sim_and_client
 
-from batchwan.client import Client, open_session
 from batchwan.errors import ApiError, RateLimited, ServerError, TransportError
-from batchwan.mp4 import tiny_mp4
-from batchwan.sim_faults import CREATE_FAULTS
-from batchwan.sim_rules import check_create_body
-from batchwan.simulator import RunningSimulator, SimConfig, serve, serve_in_thread
+from batchwan.provider.client import Client, open_session
+from batchwan.sim.faults import CREATE_FAULTS
+from batchwan.sim.mp4 import tiny_mp4
+from batchwan.sim.rules import check_create_body
+from batchwan.sim.simulator import RunningSimulator, SimConfig, serve, serve_in_thread
 
 N = 100
 GENERATION = "/vendors/alibaba/v1/wan2.5-i2v-preview/generation"

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from recordfactory import T0, make_run, record, summary
 
 from batchwan.cli import main
-from batchwan.models import RowRecord, Status
-from batchwan.statusview import needs_attention, one_line, render_status
+from batchwan.outputs.statusview import needs_attention, one_line, render_status
+from batchwan.values import RowRecord, Status
 
 NOW = T0 + timedelta(minutes=30)
 
@@ -191,8 +191,8 @@ def test_pending_rows_with_a_reason_need_attention() -> None:
     """A row held back by the budget (pending, with a reason) is listed; a plain pending is not."""
     from datetime import UTC, datetime
 
-    from batchwan.models import RowRecord, Status
-    from batchwan.statusview import needs_attention
+    from batchwan.outputs.statusview import needs_attention
+    from batchwan.values import RowRecord, Status
 
     def record(position: int, error: str | None) -> RowRecord:
         return RowRecord(position, f"k{position}", f"r{position}", Status.PENDING, 0.5, "720P",

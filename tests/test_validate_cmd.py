@@ -141,7 +141,7 @@ def test_help_has_an_example() -> None:
 
 def test_fix_images_says_what_would_be_done(tmp_path: Path) -> None:
     """--fix-images reports each mend and counts mended rows valid; no file is left behind."""
-    pytest.importorskip("batchwan.fixer")
+    pytest.importorskip("batchwan.checks.fixer")
     before = sorted(p.name for p in SAMPLES.rglob("*"))
     code, out, _err = invoke(str(SAMPLES / "mistakes.csv"), "--fix-images")
     lines = out.splitlines()

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from batchwan.catalog.rules import shown
+from batchwan.checks.urlcheck import check_urls
+from batchwan.checks.validation import build_body, check_rows, describe
 from batchwan.errors import InputError
-from batchwan.loader import SHEET_SUFFIXES, Sheet, read_sheet
-from batchwan.models import CheckedRow, JobSpec, RowIssue, SheetRow, Status
-from batchwan.rules import shown
-from batchwan.urlcheck import check_urls
-from batchwan.validation import build_body, check_rows, describe
+from batchwan.sheet.loader import SHEET_SUFFIXES, Sheet, read_sheet
+from batchwan.values import CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 URL = "https://cdn.example.com/a.jpg"
 
@@ -439,7 +439,7 @@ def test_fixable_image_problems_are_flagged(tmp_path: Path) -> None:
 
 def test_fix_dir_mends_fixable_images(tmp_path: Path) -> None:
     """With fix_dir, fixable images are converted, the row is valid and notes what was done."""
-    pytest.importorskip("batchwan.fixer")
+    pytest.importorskip("batchwan.checks.fixer")
     png(tmp_path / "small.png", (200, 150))
     png(tmp_path / "clear.png", (640, 360), "RGBA")
     png(tmp_path / "tiny.png", (10, 2000))
@@ -466,7 +466,7 @@ def test_fix_dir_mends_fixable_images(tmp_path: Path) -> None:
 
 def test_fix_dir_mends_a_data_uri(tmp_path: Path) -> None:
     """A fixable data: URI is written out, fixed, and sent from the fixed file."""
-    pytest.importorskip("batchwan.fixer")
+    pytest.importorskip("batchwan.checks.fixer")
     uri = data_uri(Image.new("RGB", (200, 150)), "PNG")
     row = check(tmp_path, [{"prompt": "a", "image": uri}], fix_dir=tmp_path / "fixed")[0]
     assert row.status is Status.PENDING

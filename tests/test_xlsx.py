@@ -9,10 +9,10 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from recordfactory import mixed_run
 
-from batchwan.models import Status
-from batchwan.results import results_table
-from batchwan.statusview import STATUS_COLOURS
-from batchwan.xlsx import MAX_WIDTH, write_results_xlsx
+from batchwan.outputs.results import results_table
+from batchwan.outputs.statusview import STATUS_COLOURS
+from batchwan.outputs.xlsx import MAX_WIDTH, write_results_xlsx
+from batchwan.values import Status
 
 HEADER = ["row", "id", "status", "error", "attempts", "cost", "notes"]
 

@@ -13,7 +13,7 @@ import click
 
 from batchwan.cli import exit_codes
 from batchwan.errors import InputError, RunLocked, StateError
-from batchwan.models import DEFAULT_BASE_URL
+from batchwan.values import DEFAULT_BASE_URL
 
 KEY_VARIABLE = "MULEROUTER_API_KEY"
 BASE_URL_VARIABLE = "BATCHWAN_BASE_URL"

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
-from batchwan.ledger import Ledger
-from batchwan.models import CheckedRow, Status
-from batchwan.runner import RunEvent
+from batchwan.pool.runner import RunEvent
+from batchwan.store.ledger import Ledger
+from batchwan.values import CheckedRow, Status
 
 
 class Progress:

@@ -28,7 +28,7 @@ def report(ctx: click.Context, run_dir: Path) -> None:
     Exit 2 when RUN_DIR holds no run.
     """
     # Imported here: Pillow is slow to load and no other command needs it.
-    from batchwan.report import write_report
+    from batchwan.outputs.report import write_report
 
     try:
         path = write_report(run_dir)

@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from batchwan.batch import Endpoint, execute, open_ledger
 from batchwan.cli import exit_codes
 from batchwan.cli.common import (
     api_key,
@@ -29,11 +28,12 @@ from batchwan.cli.common import (
 )
 from batchwan.cli.progress import Progress
 from batchwan.cli.sheet import checked_sheet, print_issues
-from batchwan.ledger import Ledger
-from batchwan.models import COMMITTED, CheckedRow, JobSpec, RowRecord, Status
-from batchwan.runlock import RunLock
-from batchwan.runner import Runner, RunOptions, RunOutcome, StopReason
-from batchwan.state import STATE_FILE
+from batchwan.pipeline import Endpoint, execute, open_ledger
+from batchwan.pool.runner import Runner, RunOptions, RunOutcome, StopReason
+from batchwan.store.ledger import Ledger
+from batchwan.store.runlock import RunLock
+from batchwan.store.schema import STATE_FILE
+from batchwan.values import COMMITTED, CheckedRow, JobSpec, RowRecord, Status
 
 
 def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
@@ -108,7 +108,7 @@ def run(
       MULEROUTER_API_KEY=... batchwan run campaign.csv --concurrency 2 --max-cost 200
     """
     with exit_on_errors(), _interrupt_before_start():
-        from batchwan.jobfile import load_source
+        from batchwan.sheet.jobfile import load_source
 
         spec = _spec_with_options(
             load_source(source),
@@ -251,7 +251,7 @@ async def _main(
         loop.add_signal_handler(sig, on_signal)
     try:
         if simulate:
-            from batchwan.simulator import SimConfig, serve
+            from batchwan.sim.simulator import SimConfig, serve
 
             # A fresh seed each run: reruns in one run folder must never see a task id twice.
             # Quick renders, so a first run shows the whole flow in seconds.
@@ -277,12 +277,12 @@ async def _main(
 
 def _extras(run_dir: Path, ledger: Ledger, xlsx: bool) -> None:
     """The report (always) and results.xlsx (when asked)."""
-    from batchwan.report import write_report
+    from batchwan.outputs.report import write_report
 
     write_report(run_dir)
     if xlsx:
-        from batchwan.results import results_table
-        from batchwan.xlsx import write_results_xlsx
+        from batchwan.outputs.results import results_table
+        from batchwan.outputs.xlsx import write_results_xlsx
 
         header, table = results_table(
             ledger.records(), json.loads(ledger.meta.get("columns", "[]"))
@@ -345,7 +345,7 @@ def _dry_run(
 ) -> None:
     """Print the plan and exit: 0 when every row is valid, 1 otherwise."""
     from batchwan.plan import format_plan, make_plan
-    from batchwan.records import read_records
+    from batchwan.store.records import read_records
 
     existing: dict[str, Status] = {}
     committed = 0.0

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from batchwan.cli.validate_cmd import summary
-from batchwan.models import API_FIELDS, CheckedRow, JobSpec, Status
+from batchwan.values import API_FIELDS, CheckedRow, JobSpec, Status
 
 #: More issues than this on a terminal is noise; `validate --report` lists them all.
 MAX_PRINTED_ISSUES = 50
@@ -22,8 +22,8 @@ def checked_sheet(
 
     With ``run_dir``, fixable images are fixed into ``run_dir/fixed-images``.
     """
-    from batchwan.loader import read_sheet
-    from batchwan.validation import check_rows
+    from batchwan.checks.validation import check_rows
+    from batchwan.sheet.loader import read_sheet
 
     sheet = read_sheet(spec.sheet)
     fix_dir = run_dir / "fixed-images" if run_dir is not None else None

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from batchwan.cli import exit_codes
-from batchwan.simulator import RunningSimulator, SimConfig, serve
+from batchwan.sim.simulator import RunningSimulator, SimConfig, serve
 
 _RATE = click.FloatRange(0.0, 1.0)
 _SECONDS = click.FloatRange(min=0.0)

@@ -10,7 +10,7 @@ import click
 from batchwan.cli import exit_codes
 from batchwan.cli.common import no_run_message
 from batchwan.errors import StateError
-from batchwan.statusview import all_succeeded, load_run, render_status
+from batchwan.outputs.statusview import all_succeeded, load_run, render_status
 
 
 @click.command()

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import click
 
+from batchwan.checks.urlcheck import check_urls
+from batchwan.checks.validation import check_rows, describe
 from batchwan.cli import exit_codes
 from batchwan.errors import InputError
-from batchwan.jobfile import load_source
-from batchwan.loader import read_sheet
-from batchwan.models import CheckedRow, Status
-from batchwan.results import as_text_cell
-from batchwan.urlcheck import check_urls
-from batchwan.validation import check_rows, describe
+from batchwan.outputs.results import as_text_cell
+from batchwan.sheet.jobfile import load_source
+from batchwan.sheet.loader import read_sheet
+from batchwan.values import CheckedRow, Status
 
 
 def summary(rows: list[CheckedRow]) -> str:

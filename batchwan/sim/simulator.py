@@ -3,7 +3,7 @@
 It checks the bearer key when given one, validates creates as the service does (400 with the
 failed envelope), walks each task through ``pending`` and ``processing`` to ``completed`` or
 ``failed``, serves small valid MP4s as its videos, and injects the service's bad days on
-request, seeded (see ``batchwan.sim_faults`` for the streams, so counts are exact).
+request, seeded (see ``batchwan.sim.faults`` for the streams, so counts are exact).
 
 Two facts of the real service are open, and the simulator produces both sides of each:
 
@@ -37,8 +37,8 @@ from typing import Any
 
 from aiohttp import web
 
-from batchwan.sim_faults import CREATE_FAULTS, FAULT_NAMES, FaultPlan, status_word
-from batchwan.sim_http import build_app
+from batchwan.sim.app import build_app
+from batchwan.sim.faults import CREATE_FAULTS, FAULT_NAMES, FaultPlan, status_word
 
 VOCABULARIES = ("mulerouter", "alibaba", "mixed")
 RATE_FIELDS = (

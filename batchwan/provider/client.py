@@ -39,7 +39,7 @@ from batchwan.errors import (
     TaskNotFound,
     TransportError,
 )
-from batchwan.models import DEFAULT_MODEL, ProviderError, TaskInfo, TaskState
+from batchwan.values import DEFAULT_MODEL, ProviderError, TaskInfo, TaskState
 
 _log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The API's rules for each text field: turn a cell into the API's value, or say how to fix it.
 
 Each rule takes the cell's text (already stripped, never empty) and returns ``(value, None)`` or
-``(None, message)``. Images are checked in ``batchwan.validation`` and ``batchwan.media``.
+``(None, message)``. Images are checked in ``batchwan.checks.validation`` and
+``batchwan.checks.media``.
 """
 
 from __future__ import annotations

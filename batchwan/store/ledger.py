@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.errors import StateError
-from batchwan.models import COMMITTED, CheckedRow, RowRecord, Status
-from batchwan.records import Snapshot, image_label
-from batchwan.state import (
+from batchwan.store.records import Snapshot, image_label
+from batchwan.store.schema import (
     LOST_ANSWER,
     SCHEMA,
     SCHEMA_VERSION,
@@ -37,6 +36,7 @@ from batchwan.state import (
     iso_utc,
     now_utc,
 )
+from batchwan.values import COMMITTED, CheckedRow, RowRecord, Status
 
 _PLACEHOLDERS = ",".join("?" * len(TASK_COLUMNS.split(",")))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.atomic import atomic_writer, write_text_atomic
-from batchwan.models import COMMITTED, RowRecord, Status
+from batchwan.values import COMMITTED, RowRecord, Status
 
 RESULTS_FILE = "results.csv"
 SUMMARY_FILE = "summary.json"

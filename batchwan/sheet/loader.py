@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from batchwan.errors import InputError
-from batchwan.models import SheetRow
+from batchwan.values import SheetRow
 
 log = logging.getLogger(__name__)
 

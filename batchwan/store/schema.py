@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchwan.models import Status
+from batchwan.values import Status
 
 STATE_FILE = "state.db"
 SCHEMA_VERSION = "1"

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from batchwan.mp4 import tiny_mp4
-from batchwan.sim_faults import fault_body
-from batchwan.sim_rules import check_create_body
+from batchwan.sim.faults import fault_body
+from batchwan.sim.mp4 import tiny_mp4
+from batchwan.sim.rules import check_create_body
 
 if TYPE_CHECKING:
-    from batchwan.simulator import Simulator
+    from batchwan.sim.simulator import Simulator
 
 GENERATION = "/vendors/alibaba/v1/{model}/generation"
 MAX_BODY = 32 * 1024 * 1024  # a 10 MB image is ~13.4 MB as base64

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from batchwan.errors import StateError
-from batchwan.models import CheckedRow, RowRecord, Status
-from batchwan.state import LOST_ANSWER, STATE_FILE, TaskEntry, connect
+from batchwan.store.schema import LOST_ANSWER, STATE_FILE, TaskEntry, connect
+from batchwan.values import CheckedRow, RowRecord, Status
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The simulator's check of a create body, as the service checks wan2.5-i2v-preview requests.
 
-Independent of ``batchwan.validation`` on purpose: the simulator plays the provider, so a bug in
-our own validation shows up as the provider's 400 instead of being hidden by the same bug twice.
+Independent of ``batchwan.checks.validation`` on purpose: the simulator plays the provider, so a
+bug in our own validation shows up as the provider's 400 instead of being hidden by the same bug
+twice.
 """
 
 from __future__ import annotations

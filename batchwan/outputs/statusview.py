@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from batchwan.models import RowRecord, Status
-from batchwan.records import read_meta, read_records
-from batchwan.results import SUMMARY_FILE, percentile, summarize
+from batchwan.outputs.results import SUMMARY_FILE, percentile, summarize
+from batchwan.store.records import read_meta, read_records
+from batchwan.values import RowRecord, Status
 
 #: The order statuses are listed in everywhere: outcomes first, then what is still open.
 STATUS_ORDER: tuple[Status, ...] = (

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from batchwan.statusview import format_duration
+from batchwan.outputs.statusview import format_duration
 
 WIDTH = 640
 INK = "#57606a"  # axis labels

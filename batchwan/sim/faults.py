@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batchwan.simulator import SimConfig
+    from batchwan.sim.simulator import SimConfig
 
 #: Create faults in band order; each maps to the SimConfig field holding its rate.
 CREATE_FAULTS: tuple[tuple[str, str], ...] = (

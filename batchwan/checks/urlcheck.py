@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import aiohttp
 
-from batchwan.media import (
+from batchwan.checks.media import (
     MAX_AUDIO_BYTES,
     MAX_IMAGE_BYTES,
     MediaProblem,
@@ -21,7 +21,7 @@ from batchwan.media import (
     probe_audio,
     probe_image,
 )
-from batchwan.models import CheckedRow, RowIssue, Status
+from batchwan.values import CheckedRow, RowIssue, Status
 
 log = logging.getLogger(__name__)
 

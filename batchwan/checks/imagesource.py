@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchwan.media import ImageProbe, MediaProblem, probe_image
-from batchwan.rules import shown, url_problem
+from batchwan.catalog.rules import shown, url_problem
+from batchwan.checks.media import ImageProbe, MediaProblem, probe_image
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,9 @@ class ImageChecker:
         if self.fix_dir is None or not problems or not all(p.fixable for p in problems):
             return verdict
         try:
-            from batchwan.fixer import fix_image  # written beside this module; may be absent
+            from batchwan.checks.fixer import fix_image  # written beside this module; may be absent
         except ImportError:
-            log.warning("batchwan.fixer is not available; images are not fixed")
+            log.warning("batchwan.checks.fixer is not available; images are not fixed")
             return verdict
         try:
             fixed = fix_image(source, self.fix_dir)

@@ -15,7 +15,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from batchwan.statusview import STATUS_COLOURS
+from batchwan.outputs.statusview import STATUS_COLOURS
 
 #: Columns whose cells are whole numbers, stored as numbers so that they sort as numbers.
 NUMERIC_COLUMNS = frozenset({"row", "attempts"})

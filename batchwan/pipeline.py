@@ -11,15 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchwan.client import Client, open_session
-from batchwan.costs import row_cost
-from batchwan.ledger import Ledger
-from batchwan.models import CheckedRow, Status
-from batchwan.records import Snapshot
-from batchwan.results import summarize, write_results_csv, write_summary
-from batchwan.runner import RunEvent, Runner, RunOptions, RunOutcome
-from batchwan.state import iso_utc, now_utc
-from batchwan.validation import build_body
+from batchwan.catalog.prices import row_cost
+from batchwan.checks.validation import build_body
+from batchwan.outputs.results import summarize, write_results_csv, write_summary
+from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
+from batchwan.provider.client import Client, open_session
+from batchwan.store.ledger import Ledger
+from batchwan.store.records import Snapshot
+from batchwan.store.schema import iso_utc, now_utc
+from batchwan.values import CheckedRow, Status
 
 log = logging.getLogger(__name__)
 

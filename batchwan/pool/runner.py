@@ -28,10 +28,10 @@ from batchwan.errors import (
     StateError,
     TaskNotFound,
 )
-from batchwan.ledger import Ledger
-from batchwan.limits import CreateWindow, InFlight, SharedPause, backoff
-from batchwan.models import CheckedRow, Status, TaskInfo, TaskState
-from batchwan.state import TaskEntry
+from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
+from batchwan.store.ledger import Ledger
+from batchwan.store.schema import TaskEntry
+from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
 
 log = logging.getLogger(__name__)
 

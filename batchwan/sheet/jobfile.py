@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from batchwan.costs import normalise_resolution
+from batchwan.catalog.prices import normalise_resolution
 from batchwan.errors import InputError
-from batchwan.loader import parse_yaml, read_text
-from batchwan.models import API_FIELDS, DEFAULT_PRICES, JobSpec
+from batchwan.sheet.loader import parse_yaml, read_text
+from batchwan.values import API_FIELDS, DEFAULT_PRICES, JobSpec
 
 log = logging.getLogger(__name__)
 

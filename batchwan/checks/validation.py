@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchwan.catalog.rules import RULES
+from batchwan.checks.imagesource import ImageChecker
 from batchwan.errors import InputError
-from batchwan.imagesource import ImageChecker
-from batchwan.loader import Sheet, cell_text
-from batchwan.models import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
-from batchwan.rules import RULES
+from batchwan.sheet.loader import Sheet, cell_text
+from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)
 

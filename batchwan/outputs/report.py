@@ -28,9 +28,9 @@ from PIL import Image, ImageOps
 
 from batchwan import __version__
 from batchwan.atomic import write_text_atomic
-from batchwan.models import RowRecord, Status
-from batchwan.report_charts import Bar, Series, bar_chart, cumulative_chart, histogram
-from batchwan.statusview import (
+from batchwan.outputs.report_charts import Bar, Series, bar_chart, cumulative_chart, histogram
+from batchwan.outputs.report_page import SCRIPT, STYLE
+from batchwan.outputs.statusview import (
     STATUS_COLOURS,
     Headline,
     format_duration,
@@ -41,7 +41,7 @@ from batchwan.statusview import (
     render_seconds,
     resolution_order,
 )
-from batchwan.templates.report_page import SCRIPT, STYLE
+from batchwan.values import RowRecord, Status
 
 REPORT_FILE = "report.html"
 

@@ -1,0 +1,1 @@
+"""What each Wan model takes and costs: fields, rules, limits, defaults, prices."""

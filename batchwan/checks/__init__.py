@@ -1,0 +1,1 @@
+"""A row against its model: validation, media probes, URL checks, image fixing."""

@@ -1,0 +1,1 @@
+"""What a run hands to people: results.csv, results.xlsx, summary, status, report."""

@@ -1,0 +1,1 @@
+"""The pool: submit within the provider's limits, follow every task, download."""

@@ -1,0 +1,1 @@
+"""How batchwan talks to a video provider: requests, answers, errors, downloads."""

@@ -1,0 +1,1 @@
+"""The run's durable record: claim, record the answer, settle, snapshot, lock."""

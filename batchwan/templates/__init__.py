@@ -1,1 +1,0 @@
-"""Static text of the pages batchwan writes (style sheets and scripts inlined into report.html)."""
