@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -125,6 +126,8 @@ async def _execute(
         )
         runner = Runner(ledger, client, options, body_for=build_body, on_event=on_event)
         on_runner(runner)
+        sent_before, done_before = ledger.tally()
+        number = ledger.begin_run(dataclasses.asdict(options))
         refresher = asyncio.create_task(_refresh(ledger))
         try:
             return await runner.run(rows)
@@ -132,4 +135,8 @@ async def _execute(
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            sent_after, done_after = ledger.tally()
+            ledger.end_run(
+                number, sent=sent_after - sent_before, collected=done_after - done_before
+            )
             write_outputs(ledger)

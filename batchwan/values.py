@@ -60,6 +60,7 @@ class SheetRow:
     position: int  # 1-based among the sheet's data rows
     cells: dict[str, str]
     read_error: str | None = None  # a line that could not be parsed is a problem of this row
+    line: int | None = None  # the row's number as the spreadsheet program shows it
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class CheckedRow:
     notes: tuple[str, ...] = ()  # what was done to the row, e.g. an image fixed
     extra: dict[str, str] = field(default_factory=dict)  # the user's own columns, unchanged
     own_id: bool = False  # row_id is the sheet's id, not a key derived from the content
+    model: str = DEFAULT_MODEL  # the Wan model this row is sent to
+    line: int | None = None  # the row's number as the spreadsheet program shows it
 
     @property
     def resolution(self) -> str:
@@ -168,3 +171,17 @@ class RowRecord:
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    model: str = ""
+    request: dict[str, Any] = field(default_factory=dict)  # as sent; the image as the sheet gave it
+    line: int | None = None  # the row's number as the spreadsheet program shows it
+
+
+@dataclass(frozen=True)
+class RunLine:
+    """One invocation of `run` on a run folder: when, and what it sent and collected."""
+
+    number: int
+    started_at: datetime
+    ended_at: datetime | None
+    sent: int  # create requests sent during this invocation
+    collected: int  # rows that reached succeeded or failed during this invocation

@@ -80,3 +80,22 @@ def test_status_rows_lists_every_row_with_its_video_or_error(tmp_path: Path) -> 
         assert re.search(rf"^\s+{row['row']}\s+{row['id']}\s+{row['status']}\s+", result.output,
                          re.M)  # fmt: skip
         assert shown in result.output
+
+
+def test_each_run_leaves_a_line_and_rows_keep_their_request(tmp_path: Path) -> None:
+    """Every `run` on a folder adds a run line (sent, collected); rows keep model and request."""
+    from batchwan.store.records import read_records, read_runs
+
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(seed=5)) as sim:
+        sheet = write_sheet(tmp_path, 3)
+        assert invoke(["run", str(sheet), *fast_options(sim.base_url, out)]).exit_code == 0
+        write_sheet(tmp_path, 2, start=4)
+        assert invoke(["run", str(sheet), *fast_options(sim.base_url, out)]).exit_code == 0
+    runs = read_runs(out)
+    assert [(r.number, r.sent, r.collected) for r in runs] == [(1, 3, 3), (2, 2, 2)]
+    assert all(r.ended_at is not None and r.ended_at >= r.started_at for r in runs)
+    records = read_records(out)
+    assert {r.model for r in records} == {"wan2.5-i2v-preview"}
+    assert records[0].request["image"] == "https://images.example.com/1.jpg"
+    assert records[0].request["duration"] == 5

@@ -98,6 +98,7 @@ class _RowChecker:
         merged = {**sheet.defaults, **spec.defaults}
         self.defaults = {k: cell_text(v).strip() for k, v in merged.items() if k in API_FIELDS}
         self.images = images
+        self.model = spec.model
 
     def check(self, row: SheetRow) -> CheckedRow:
         """One row's request, or all its problems (ids and duplicates are settled by the caller)."""
@@ -108,7 +109,18 @@ class _RowChecker:
         if row.read_error is not None:
             issue = RowIssue(row.position, "", f"{row.read_error}; fix that line of the sheet")
             raw = hashlib.sha256(repr(sorted(cells.items())).encode("utf-8", "replace"))
-            return _row(row, row_id, Status.INVALID, {}, None, raw.hexdigest(), (issue,), (), extra)
+            return _row(
+                row,
+                row_id,
+                Status.INVALID,
+                {},
+                None,
+                raw.hexdigest(),
+                (issue,),
+                (),
+                extra,
+                self.model,
+            )
         request: dict[str, Any] = {}
         issues: list[RowIssue] = []
         for name in API_FIELDS:
@@ -139,7 +151,9 @@ class _RowChecker:
             path, digest, notes = verdict.path, verdict.digest, verdict.notes
         status = Status.INVALID if issues else Status.PENDING
         chash = content_hash(request, digest)
-        return _row(row, row_id, status, request, path, chash, tuple(issues), notes, extra)
+        return _row(
+            row, row_id, status, request, path, chash, tuple(issues), notes, extra, self.model
+        )
 
 
 def _row(
@@ -152,11 +166,13 @@ def _row(
     issues: tuple[RowIssue, ...],
     notes: tuple[str, ...],
     extra: dict[str, str],
+    model: str,
 ) -> CheckedRow:
     key = row_id or chash[:16]
     return CheckedRow(
-        row.position, key, key, status, request, path, chash, issues, notes, extra, bool(row_id)
-    )
+        row.position, key, key, status, request, path, chash, issues, notes, extra, bool(row_id),
+        model=model, line=row.line,
+    )  # fmt: skip
 
 
 def check_rows(

@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.errors import StateError
-from batchwan.store.records import Snapshot, image_label
+from batchwan.store.records import Snapshot, image_label, request_as_sent
 from batchwan.store.schema import (
     LOST_ANSWER,
-    SCHEMA,
     SCHEMA_VERSION,
     STATE_FILE,
     TASK_COLUMNS,
     TaskEntry,
     connect,
     iso_utc,
+    migrate,
     now_utc,
 )
 from batchwan.values import COMMITTED, CheckedRow, RowRecord, Status
@@ -152,7 +152,7 @@ class Ledger:
             run_dir.mkdir(parents=True, exist_ok=True)
             _refuse_foreign(self.path)
             conn = connect(self.path)
-            conn.executescript(SCHEMA)
+            migrate(conn)
             self.entries: dict[str, TaskEntry] = {
                 row["key"]: TaskEntry.from_db(row) for row in conn.execute("SELECT * FROM tasks")
             }
@@ -242,7 +242,7 @@ class Ledger:
                 self._notes[row.position] = note
             statements.append(
                 (
-                    "INSERT INTO sheet_rows VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO sheet_rows VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         row.position,
                         row.key,
@@ -255,6 +255,9 @@ class Ledger:
                         row.duration,
                         note,
                         json.dumps(row.extra),
+                        row.model,
+                        json.dumps(request_as_sent(row)),
+                        row.line,
                     ),
                 )
             )
@@ -265,6 +268,29 @@ class Ledger:
         self._write_now(statements)
         self.sheet_rows = list(rows)
         return warnings
+
+    def begin_run(self, options: dict[str, Any]) -> int:
+        """Open this invocation's line in the record (never the key in ``options``)."""
+        with contextlib.closing(connect(self.path, readonly=True)) as conn:
+            number = int(
+                conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM runs").fetchone()[0]
+            )
+        self._write_now(
+            [(
+                "INSERT INTO runs (number, started_at, options) VALUES (?, ?, ?)",
+                (number, iso_utc(now_utc()), json.dumps(options, sort_keys=True, default=str)),
+            )]
+        )  # fmt: skip
+        return number
+
+    def end_run(self, number: int, *, sent: int, collected: int) -> None:
+        """Close this invocation's line: when it ended, what it sent and collected."""
+        self._write_now(
+            [(
+                "UPDATE runs SET ended_at = ?, sent = ?, collected = ? WHERE number = ?",
+                (iso_utc(now_utc()), sent, collected, number),
+            )]
+        )  # fmt: skip
 
     def recover(self, *, resubmit_unknown: bool, retry_failed: bool) -> int:
         """Settle what a crash left half-done; reopen unknown or failed rows when asked.
@@ -367,6 +393,12 @@ class Ledger:
         await self._persist(entry)
 
     # -- reading ---------------------------------------------------------------------------------
+
+    def tally(self) -> tuple[int, int]:
+        """(create requests sent, rows finished as succeeded or failed) over the run's life."""
+        sent = sum(e.attempts for e in self.entries.values())
+        done = sum(e.status in (Status.SUCCEEDED, Status.FAILED) for e in self.entries.values())
+        return sent, done
 
     def committed_cost(self) -> float:
         """USD of every create that was or may have been accepted (running, done, unknown)."""

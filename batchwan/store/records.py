@@ -10,10 +10,11 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from batchwan.errors import StateError
-from batchwan.store.schema import LOST_ANSWER, STATE_FILE, TaskEntry, connect
-from batchwan.values import CheckedRow, RowRecord, Status
+from batchwan.store.schema import LOST_ANSWER, STATE_FILE, TaskEntry, connect, now_utc, parse_iso
+from batchwan.values import CheckedRow, RowRecord, RunLine, Status
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,14 @@ def image_label(row: CheckedRow) -> str:
     return image
 
 
+def request_as_sent(row: CheckedRow) -> dict[str, Any]:
+    """The row's request for people to read: every field sent, the image as the sheet gave it."""
+    request = dict(row.request)
+    if "image" in request:
+        request["image"] = image_label(row)
+    return request
+
+
 def _record(row: CheckedRow, entry: TaskEntry | None, note: str | None = None) -> RowRecord:
     """One results row: the sheet's view of the row, with the record's view of its task."""
     if row.status is not Status.PENDING or entry is None:
@@ -51,12 +60,13 @@ def _record(row: CheckedRow, entry: TaskEntry | None, note: str | None = None) -
             position=row.position, key=row.key, row_id=row.row_id, status=row.status, cost=0.0,
             resolution=row.resolution, duration=row.duration,
             prompt=str(row.request.get("prompt", "")), image=image_label(row), error=note,
-            extra=row.extra,
+            extra=row.extra, model=row.model, request=request_as_sent(row), line=row.line,
         )  # fmt: skip
-    return _merged(
+    merged = _merged(
         row.position, row.key, row.row_id, str(row.request.get("prompt", "")), image_label(row),
         row.extra, entry, note,
     )  # fmt: skip
+    return replace(merged, model=row.model, request=request_as_sent(row), line=row.line)
 
 
 def _merged(
@@ -111,15 +121,35 @@ def _records_from_db(
             image=r["image"],
             error=r["error"],
             extra=json.loads(r["extra"]),
+            model=r["model"],
+            request=json.loads(r["request"]),
+            line=r["line"],
         )
         entry = entries.get(r["key"])
         if status is Status.PENDING and entry is not None:
             if entry.sending:
                 entry = replace(entry, status=Status.UNKNOWN, error=entry.error or LOST_ANSWER)
-            yield _merged(base.position, base.key, base.row_id, base.prompt, base.image,
-                          base.extra, entry, r["error"])  # fmt: skip
+            merged = _merged(base.position, base.key, base.row_id, base.prompt, base.image,
+                             base.extra, entry, r["error"])  # fmt: skip
+            yield replace(merged, model=base.model, request=base.request, line=base.line)
         else:
             yield base
+
+
+def read_runs(run_dir: Path) -> list[RunLine]:
+    """Every invocation of `run` on this folder, oldest first; read-only."""
+    with _ReadOnly(run_dir) as conn:
+        rows = conn.execute("SELECT * FROM runs ORDER BY number").fetchall()
+    return [
+        RunLine(
+            number=r["number"],
+            started_at=parse_iso(r["started_at"]) or now_utc(),
+            ended_at=parse_iso(r["ended_at"]),
+            sent=r["sent"],
+            collected=r["collected"],
+        )
+        for r in rows
+    ]
 
 
 class _ReadOnly:

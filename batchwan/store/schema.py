@@ -14,7 +14,7 @@ from typing import Any
 from batchwan.values import Status
 
 STATE_FILE = "state.db"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,9 +46,39 @@ CREATE TABLE IF NOT EXISTS sheet_rows (
     resolution TEXT NOT NULL,
     duration INTEGER NOT NULL,
     error TEXT,
-    extra TEXT NOT NULL
+    extra TEXT NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    request TEXT NOT NULL DEFAULT '{}',
+    line INTEGER
+);
+CREATE TABLE IF NOT EXISTS runs (
+    number INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    sent INTEGER NOT NULL DEFAULT 0,
+    collected INTEGER NOT NULL DEFAULT 0,
+    options TEXT NOT NULL DEFAULT '{}'
 );
 """
+
+#: Columns added to ``sheet_rows`` after the first version, with their definitions, so an older
+#: record is upgraded in place when a run opens it.
+ADDED_SHEET_COLUMNS = {
+    "model": "TEXT NOT NULL DEFAULT ''",
+    "request": "TEXT NOT NULL DEFAULT '{}'",
+    "line": "INTEGER",
+}
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Create the tables, and add the columns an older record lacks."""
+    conn.executescript(SCHEMA)
+    have = {r[1] for r in conn.execute("PRAGMA table_info(sheet_rows)")}
+    for name, definition in ADDED_SHEET_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE sheet_rows ADD COLUMN {name} {definition}")
+    conn.commit()
+
 
 TASK_COLUMNS = (
     "key, content_hash, status, model, task_id, video_url, video_file, error, attempts, "
@@ -71,7 +101,7 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def _parse_iso(value: str | None) -> datetime | None:
+def parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
@@ -132,8 +162,8 @@ class TaskEntry:
             error=row["error"],
             attempts=row["attempts"],
             sending=bool(row["sending"]),
-            submitted_at=_parse_iso(row["submitted_at"]),
-            finished_at=_parse_iso(row["finished_at"]),
+            submitted_at=parse_iso(row["submitted_at"]),
+            finished_at=parse_iso(row["finished_at"]),
         )
 
 
