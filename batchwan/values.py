@@ -148,6 +148,16 @@ class JobSpec:
     poll_interval: float = 20.0
     max_cost: float | None = None
     prices: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    # Settings of the second version; each one is read by the stage that uses it.
+    image_root: Path | None = None  # where bare image file names are found, and confined to
+    tab: str | None = None  # the worksheet of an .xlsx to read
+    include_hidden: bool = False  # also send rows hidden or filtered out in the workbook
+    encoding: str | None = None  # force the sheet's text encoding instead of detecting it
+    delimiter: str | None = None  # force the CSV separator instead of detecting it
+    limit: int | None = None  # send at most this many new rows in this run
+    allow_repeat: bool = False  # send a request already accepted from another run folder
+    group_by: tuple[str, ...] = ()  # the sheet's own columns that results are broken down by
+    store: str | None = None  # where the record is kept; None: the run folder's state.db
 
 
 @dataclass(frozen=True)
