@@ -1,6 +1,7 @@
 """batchwan: turn a spreadsheet into Wan 2.5 image-to-video generations, safely and resumably."""
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from batchwan.errors import (
     AccountError,
@@ -17,6 +18,13 @@ from batchwan.errors import (
     TransportError,
 )
 from batchwan.values import CheckedRow, JobSpec, RowIssue, RowRecord, SheetRow, Status, TaskInfo
+
+if TYPE_CHECKING:
+    from batchwan.api import arun, results, run, validate
+
+#: The API's functions, imported on first use: `batchwan --help` must not pay for pandas and
+#: aiohttp.
+_API = ("arun", "results", "run", "validate")
 
 try:
     __version__ = version("batchwan")
@@ -44,4 +52,16 @@ __all__ = [
     "TaskNotFound",
     "TransportError",
     "__version__",
+    "arun",
+    "results",
+    "run",
+    "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from batchwan import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'batchwan' has no attribute {name!r}")

@@ -1,142 +1,372 @@
-"""One run from start to end: open the run folder, run the pool, keep the results fresh."""
+"""One run from source to results: validate, plan, lock, record, pool, results, report.
+
+The one entry point that the command line and the Python API share. ``prepare`` reads and checks
+the source (no run folder is touched); ``Pipeline.run`` does the rest under the run folder's
+lock and reports progress as the typed events of ``batchwan.events``. Nothing here prints,
+exits, reads the environment or changes process-wide state: that is the caller's to do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
-import sys
-from collections.abc import Callable, Sequence
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from batchwan.catalog.prices import row_cost
-from batchwan.checks.validation import build_body
-from batchwan.outputs.results import summarize, write_results_csv, write_summary
-from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
-from batchwan.provider.client import Client, open_session
+from batchwan import events, sources
+from batchwan.errors import InputError
+from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome, StopReason
 from batchwan.store.ledger import Ledger
-from batchwan.store.records import Snapshot
-from batchwan.store.schema import iso_utc, now_utc
-from batchwan.values import CheckedRow, Status
+from batchwan.store.runlock import RunLock
+from batchwan.store.schema import STATE_FILE
+from batchwan.values import COMMITTED, DEFAULT_BASE_URL, CheckedRow, JobSpec, RowRecord, Status
 
 log = logging.getLogger(__name__)
 
-#: How often results.csv and summary.json are rewritten while a run goes on.
-REFRESH_SECONDS = 2.0
+#: What a run writes into its folder; a sheet must never be one of them.
+RUN_FILES = ("results.csv", "results.xlsx", "summary.json", "report.html", "run.log", "state.db")
+
+#: The simulator renders in about two seconds; the provider's 20 s pace would only make it wait.
+SIMULATOR_POLL_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
-class Endpoint:
-    """Where the provider is and how to prove who we are."""
+class RunSettings:
+    """How to run, beyond the job spec: the provider, and what to do along the way."""
 
-    base_url: str
-    api_key: str | None
-    model: str
-
-
-def open_ledger(
-    run_dir: Path,
-    sheet: Path,
-    rows: Sequence[CheckedRow],
-    extra_columns: Sequence[str],
-    prices: dict[str, float],
-    *,
-    model: str,
-    resubmit_unknown: bool = False,
-    retry_failed: bool = False,
-    max_cost: float | None = None,
-) -> tuple[Ledger, list[str]]:
-    """Open (or start) the run's record and bring it up to date with the sheet as read now."""
-    ledger = Ledger(run_dir)
-    try:
-        ledger.claim(sheet, model, max_cost)
-        lost = ledger.recover(resubmit_unknown=resubmit_unknown, retry_failed=retry_failed)
-        costs = [
-            row_cost(row.resolution, row.duration, prices) if row.status is Status.PENDING else 0.0
-            for row in rows
-        ]
-        warnings = ledger.sync_sheet(rows, costs, extra_columns)
-    except BaseException:
-        ledger.close()
-        raise
-    if lost:
-        warnings.insert(0, f"{lost} row(s) had a create on the wire when the last run stopped; "
-                        "they are now `unknown` (see --resubmit-unknown)")  # fmt: skip
-    return ledger, warnings
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    simulate: bool = False
+    wait: bool = True
+    download: bool = True
+    resubmit_unknown: bool = False
+    retry_failed: bool = False
+    fix_images: bool = False
+    xlsx: bool = False
+    task_deadline: float = 3600.0
 
 
-def write_outputs(source: Ledger | Snapshot) -> None:
-    """Rewrite results.csv and summary.json from the record, each in one step."""
-    records = source.records()
-    columns = json.loads(source.meta.get("columns", "[]"))
-    meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
-    write_results_csv(source.run_dir, records, columns)
-    write_summary(source.run_dir, summarize(records, meta))
+@dataclass(frozen=True)
+class Prepared:
+    """A source read and checked: the spec, the run folder, the rows and the user's columns."""
+
+    spec: JobSpec
+    run_dir: Path
+    rows: list[CheckedRow]
+    extra_columns: list[str]
 
 
-async def _refresh(ledger: Ledger) -> None:
-    """Keep the results fresh without slowing the pool: build and write them off the loop."""
-    interval = REFRESH_SECONDS
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(interval)
-        started = loop.time()
-        try:
-            await asyncio.to_thread(write_outputs, ledger.snapshot())
-        except OSError as exc:  # a full disk must not kill the run: the ledger is what counts
-            log.warning("could not refresh results: %s", exc)
-        # A huge sheet makes each refresh dear: spend at most a tenth of the time on them.
-        interval = max(REFRESH_SECONDS, 10 * (loop.time() - started))
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended, with every row's record as it stands now."""
+
+    run_dir: Path
+    records: list[RowRecord]
+    outcome: RunOutcome
+    warnings: tuple[str, ...] = ()  # what the user should know: lost answers, files not written
+    rows_changed: bool = False  # a row changed under an id that was already sent
 
 
-async def execute(
-    ledger: Ledger,
-    rows: Sequence[CheckedRow],
-    options: RunOptions,
-    endpoint: Endpoint,
-    *,
-    on_event: Callable[[RunEvent], None] = lambda event: None,
-    on_runner: Callable[[Runner], None] = lambda runner: None,
-) -> RunOutcome:
-    """Run the pool against one endpoint, refreshing the results as it goes."""
-    # Every durable write is a hand-off to the ledger's writer thread and back; Python's
-    # default 5 ms GIL switch interval would add up to that much latency to each of them.
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    try:
-        return await _execute(ledger, rows, options, endpoint, on_event, on_runner)
-    finally:
-        sys.setswitchinterval(previous)
+class Phase(StrEnum):
+    """Where a pipeline is, so that a stop is answered truthfully."""
+
+    READY = "ready"  # nothing opened, nothing sent
+    STARTING = "starting"  # the run folder is locked, the record is being brought up to date
+    POOL = "pool"  # creates may be on the wire
+    FINISHING = "finishing"  # the pool is done; results and report are being written
+    DONE = "done"
 
 
-async def _execute(
-    ledger: Ledger,
-    rows: Sequence[CheckedRow],
-    options: RunOptions,
-    endpoint: Endpoint,
-    on_event: Callable[[RunEvent], None],
-    on_runner: Callable[[Runner], None],
-) -> RunOutcome:
-    async with open_session() as session:
-        client = Client(
-            session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model
-        )
-        runner = Runner(ledger, client, options, body_for=build_body, on_event=on_event)
-        on_runner(runner)
-        sent_before, done_before = ledger.tally()
-        number = ledger.begin_run(dataclasses.asdict(options))
-        refresher = asyncio.create_task(_refresh(ledger))
-        try:
-            return await runner.run(rows)
-        finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-            sent_after, done_after = ledger.tally()
-            ledger.end_run(
-                number, sent=sent_after - sent_before, collected=done_after - done_before
+def prepare(
+    source: Any, overrides: Mapping[str, Any], *, simulate: bool = False, fix_images: bool = False
+) -> Prepared:
+    """Read and check ``source`` with ``overrides`` on top of its job file; writes nothing.
+
+    With ``fix_images``, fixable images are fixed into the run folder's ``fixed-images``.
+    """
+    spec, sheet = sources.load_spec(source, overrides)
+    if simulate and overrides.get("poll_interval") is None and spec.poll_interval == 20.0:
+        spec = dataclasses.replace(spec, poll_interval=SIMULATOR_POLL_INTERVAL)
+    run_dir = spec.out or Path("runs") / spec.sheet.stem
+    if not sources.is_table(source):
+        refuse_to_overwrite(run_dir, Path(source), spec.sheet)
+    table = sources.read_rows(spec, sheet)
+    fix_dir = run_dir / "fixed-images" if fix_images else None
+    rows = sources.check(spec, table, fix_dir)
+    return Prepared(spec, run_dir, rows, sources.own_columns(spec, table))
+
+
+def check_source(source: Any, overrides: Mapping[str, Any], *, fix_images: bool) -> Prepared:
+    """Read and check ``source``; fixed images go to a folder removed at once. Writes nothing."""
+    spec, sheet = sources.load_spec(source, overrides, needs_out=False)
+    run_dir = spec.out or Path("runs") / spec.sheet.stem
+    table = sources.read_rows(spec, sheet)
+    if fix_images:
+        with sources.scratch_fix_dir() as scratch:
+            rows = sources.check(spec, table, scratch)
+    else:
+        rows = sources.check(spec, table, None)
+    return Prepared(spec, run_dir, rows, sources.own_columns(spec, table))
+
+
+def prepare_dry(source: Any, overrides: Mapping[str, Any], *, fix_images: bool) -> Prepared:
+    """What ``run --dry-run`` plans from: ``check_source``, refusing what ``run`` refuses."""
+    prepared = check_source(source, overrides, fix_images=fix_images)
+    if not sources.is_table(source):
+        refuse_to_overwrite(prepared.run_dir, Path(source), prepared.spec.sheet)
+    return prepared
+
+
+def refuse_to_overwrite(run_dir: Path, *given: Path) -> None:
+    """A run folder whose results would replace the sheet (or job file) itself is refused."""
+    outputs = {(run_dir / name).resolve() for name in RUN_FILES}
+    for path in given:
+        if path.resolve() in outputs:
+            raise InputError(
+                f"{path} would be overwritten by the run's own {path.name}; choose another --out"
             )
-            write_outputs(ledger)
+
+
+def dry_plan(prepared: Prepared, settings: RunSettings) -> Any:
+    """The plan of what a run would send and cost, from the run folder's record if any."""
+    from batchwan.plan import make_plan
+    from batchwan.store.records import read_records
+
+    existing: dict[str, Status] = {}
+    committed = 0.0
+    if (prepared.run_dir / STATE_FILE).is_file():
+        for record in read_records(prepared.run_dir):
+            existing[record.key] = record.status
+            if record.status in COMMITTED:
+                committed += record.cost
+    spec = prepared.spec
+    return make_plan(
+        prepared.rows, existing, prices=spec.prices, concurrency=spec.concurrency, rate=spec.rate,
+        max_cost=spec.max_cost, committed=committed, retry_failed=settings.retry_failed,
+        resubmit_unknown=settings.resubmit_unknown,
+    )  # fmt: skip
+
+
+def checked_event(rows: Sequence[CheckedRow]) -> events.RowsChecked:
+    """The RowsChecked event for a list of checked rows."""
+    counts = Counter(row.status for row in rows)
+    return events.RowsChecked(
+        len(rows), counts[Status.PENDING], counts[Status.INVALID], counts[Status.DUPLICATE]
+    )
+
+
+class Pipeline:
+    """Runs one prepared source to the end; ``stop`` and ``cancel`` may come from any thread."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        settings: RunSettings,
+        *,
+        on_event: Callable[[events.Event], None] | None = None,
+    ) -> None:
+        self.prepared = prepared
+        self.settings = settings
+        self.phase = Phase.READY
+        self.on_event = on_event  # called on the loop's thread, in order
+        self._lock = threading.Lock()
+        self._stop_asked = False
+        self._cancel_asked = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: Runner | None = None
+        self._pool: asyncio.Task[RunOutcome] | None = None
+
+    # -- control: safe to call from a signal handler or another thread ---------------------------
+
+    def stop(self) -> None:
+        """Send no new creates; record what is on the wire, then end (the next run collects)."""
+        with self._lock:
+            self._stop_asked = True
+            loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between: nothing to stop
+                loop.call_soon_threadsafe(self._stop_in_loop)
+
+    def cancel(self) -> None:
+        """End the pool now, without waiting for creates on the wire (they become `unknown`)."""
+        with self._lock:
+            self._stop_asked = self._cancel_asked = True
+            loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._cancel_in_loop)
+
+    def _stop_in_loop(self) -> None:
+        if self._runner is not None and self.phase is Phase.POOL:
+            self._emit(events.Stopping("interrupted"))
+            self._runner.stop(StopReason.INTERRUPTED)
+
+    def _cancel_in_loop(self) -> None:
+        if self._pool is not None and not self._pool.done():
+            self._pool.cancel()
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        *,
+        while_locked: Callable[[Path], contextlib.AbstractContextManager[Any]] | None = None,
+    ) -> RunResult:
+        """Lock the run folder, bring its record up to date, run the pool, write the results.
+
+        ``while_locked(run_dir)`` is entered once the lock is held (the CLI opens run.log there).
+        """
+        from batchwan.execution import open_ledger  # the pool's imports, only when a run starts
+
+        with self._lock:
+            self._loop = asyncio.get_running_loop()
+        prepared = self.prepared
+        self._emit(checked_event(prepared.rows))
+        self.phase = Phase.STARTING
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(RunLock(prepared.run_dir))
+            if while_locked is not None:
+                stack.enter_context(while_locked(prepared.run_dir))
+            ledger, warnings = open_ledger(
+                prepared.run_dir, prepared.spec.sheet, prepared.rows, prepared.extra_columns,
+                prepared.spec.prices, model=prepared.spec.model,
+                resubmit_unknown=self.settings.resubmit_unknown,
+                retry_failed=self.settings.retry_failed, max_cost=prepared.spec.max_cost,
+            )  # fmt: skip
+            try:
+                result = await self._run_recorded(ledger, warnings)
+            finally:
+                ledger.close()
+        self.phase = Phase.DONE
+        counts = Counter(record.status.value for record in result.records)
+        stop = result.outcome.stop.value if result.outcome.stop else None
+        self._emit(events.RunEnded(prepared.run_dir, dict(counts), stop))
+        return result
+
+    async def _run_recorded(self, ledger: Ledger, changed: list[str]) -> RunResult:
+        from batchwan.execution import write_final_outputs
+
+        prepared = self.prepared
+        to_follow = _to_follow(prepared.rows, ledger)
+        self._emit(events.RunStarted(prepared.run_dir, len(prepared.rows), to_follow))
+        notes = list(changed)
+        if self._stop_asked:  # asked before the pool started: nothing was sent
+            outcome = RunOutcome(StopReason.INTERRUPTED, "interrupted before anything was sent")
+        else:
+            try:
+                outcome = await self._run_pool(ledger)
+            except BaseException:  # cancelled from outside: the results still match the record
+                write_final_outputs(ledger)
+                raise
+        self.phase = Phase.FINISHING
+        problem = write_final_outputs(ledger)
+        if problem:
+            notes.append(problem)
+        problem = _write_extras(ledger, self.settings.xlsx)
+        if problem:
+            notes.append(problem)
+        return RunResult(
+            prepared.run_dir,
+            ledger.records(),
+            outcome,
+            tuple(notes),
+            rows_changed=bool(changed),
+        )
+
+    async def _run_pool(self, ledger: Ledger) -> RunOutcome:
+        from batchwan.execution import Endpoint, execute
+
+        settings, spec = self.settings, self.prepared.spec
+        options = RunOptions(
+            concurrency=spec.concurrency, rate=spec.rate, poll_interval=spec.poll_interval,
+            task_deadline=settings.task_deadline, wait=settings.wait, download=settings.download,
+            max_cost=spec.max_cost,
+        )  # fmt: skip
+        endpoint = Endpoint(settings.base_url, settings.api_key, spec.model)
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.simulate:
+                from batchwan.sim.simulator import SimConfig, serve
+
+                # A fresh seed each run: reruns in one run folder must never see a task id twice.
+                # Quick renders, so a first run shows the whole flow in seconds.
+                config = SimConfig(
+                    seed=secrets.randbits(32), pending_seconds=0.3, processing_seconds=1.5
+                )
+                sim = await stack.enter_async_context(serve(config))
+                endpoint = Endpoint(sim.base_url, None, spec.model)
+            self._pool = asyncio.create_task(
+                execute(ledger, self.prepared.rows, options, endpoint,
+                        on_event=self._runner_event, on_runner=self._runner_ready)
+            )  # fmt: skip
+            self.phase = Phase.POOL
+            try:
+                outcome = await self._pool
+            except asyncio.CancelledError:
+                if not self._cancel_asked or _cancelling():
+                    raise  # our own caller cancelled: that always propagates
+                outcome = RunOutcome(StopReason.INTERRUPTED, "interrupted twice")
+        return outcome
+
+    def _runner_ready(self, runner: Runner) -> None:
+        self._runner = runner
+        if self._stop_asked:  # a stop came while the pool was being set up
+            self._stop_in_loop()
+
+    def _runner_event(self, event: RunEvent) -> None:
+        typed = events.from_runner(event)
+        if typed is not None:
+            self._emit(typed)
+
+    def _emit(self, event: events.Event) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # someone's progress display must never lose a run
+            log.exception("the on_event callback failed on %r", event)
+
+
+def _cancelling() -> bool:
+    """True when the current task itself is being cancelled (not only what it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _to_follow(rows: Sequence[CheckedRow], ledger: Ledger) -> int:
+    """Rows this run will send or follow: valid, and pending or running in the record."""
+    return sum(
+        1
+        for row in rows
+        if row.status is Status.PENDING
+        and ledger.entries[row.key].status in (Status.PENDING, Status.RUNNING)
+    )
+
+
+def _write_extras(ledger: Ledger, xlsx: bool) -> str | None:
+    """The report (always) and results.xlsx (when asked); None when done, else why not."""
+    import json
+
+    try:
+        from batchwan.outputs.report import write_report
+
+        write_report(ledger.run_dir)
+        if xlsx:
+            from batchwan.outputs.results import results_table
+            from batchwan.outputs.xlsx import write_results_xlsx
+
+            header, table = results_table(
+                ledger.records(), json.loads(ledger.meta.get("columns", "[]"))
+            )
+            write_results_xlsx(ledger.run_dir / "results.xlsx", header, table)
+    except Exception as exc:  # the report is derived: its failure must not hide the run's
+        log.exception("could not write the report")
+        return f"could not write the report or results.xlsx: {exc}"
+    return None

@@ -8,11 +8,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from batchwan.cli import exit_codes
-from batchwan.errors import InputError, RunLocked, StateError
+from batchwan.errors import BatchwanError, StateError
 from batchwan.values import DEFAULT_BASE_URL
 
 KEY_VARIABLE = "MULEROUTER_API_KEY"
@@ -37,10 +38,15 @@ def no_run_message(run_dir: Path, exc: StateError) -> str:
     return f"{exc}; start one with: batchwan run SOURCE --out {run_dir}"
 
 
-def fail(message: str, code: int) -> None:
+def leave(code: int) -> NoReturn:
+    """End the command with ``code``: every command exits through here."""
+    sys.exit(code)
+
+
+def fail(message: str, code: int) -> NoReturn:
     """Say what went wrong on stderr and exit with ``code``."""
     click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+    leave(code)
 
 
 @contextmanager
@@ -48,10 +54,11 @@ def exit_on_errors() -> Iterator[None]:
     """Turn the errors a person can act on into a message and the interface's exit code."""
     try:
         yield
-    except RunLocked as exc:
-        fail(str(exc), exit_codes.RUN_LOCKED)
-    except (InputError, StateError) as exc:
-        fail(str(exc), exit_codes.CANNOT_START)
+    except BatchwanError as exc:
+        code = exit_codes.for_error(exc)
+        if code is None:
+            raise
+        fail(str(exc), code)
 
 
 class _KeyFilter(logging.Filter):

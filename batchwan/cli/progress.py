@@ -3,35 +3,33 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from typing import Never
 
 from tqdm import tqdm
 
-from batchwan.pool.runner import RunEvent
-from batchwan.store.ledger import Ledger
-from batchwan.values import CheckedRow, Status
+from batchwan.events import Event, RowAccepted, RowFinished, RunStarted
 
 
 class Progress:
-    """Turns the runner's events into one bar; does nothing when not on a terminal."""
+    """Turns the run's events into one bar; does nothing when not on a terminal."""
 
-    def __init__(self, rows: Sequence[CheckedRow], ledger: Ledger, *, enabled: bool) -> None:
-        to_follow = sum(
-            1
-            for row in rows
-            if row.status is Status.PENDING
-            and ledger.entries[row.key].status in (Status.PENDING, Status.RUNNING)
-        )
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled
         self._counts: Counter[str] = Counter()
-        self._bar = tqdm(total=to_follow, unit="row", desc="finished") if enabled else None
+        self._bar: tqdm[Never] | None = None
 
-    def update(self, event: RunEvent) -> None:
+    def update(self, event: Event) -> None:
         """Count one event."""
+        if not self._enabled:
+            return
+        if isinstance(event, RunStarted):
+            self._bar = tqdm(total=event.to_follow, unit="row", desc="finished")
+            return
         if self._bar is None:
             return
-        if event.kind == "submitted":
+        if isinstance(event, RowAccepted):
             self._counts["submitted"] += 1
-        elif event.kind == "finished" and event.status is not None:
+        elif isinstance(event, RowFinished):
             self._counts[event.status.value] += 1
             self._bar.update(1)
         else:

@@ -1,35 +1,17 @@
-"""Reading and checking a sheet for the commands, and saying what is wrong with it."""
+"""Saying what is wrong with a sheet's rows, for the commands."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import click
 
 from batchwan.cli.validate_cmd import summary
-from batchwan.values import API_FIELDS, CheckedRow, JobSpec, Status
+from batchwan.values import CheckedRow, Status
 
 #: More issues than this on a terminal is noise; `validate --report` lists them all.
 MAX_PRINTED_ISSUES = 50
-
-
-def checked_sheet(
-    spec: JobSpec, image_root: Path | None, run_dir: Path | None
-) -> tuple[list[CheckedRow], list[str]]:
-    """Read and validate the sheet; return the rows and the user's own columns, in order.
-
-    With ``run_dir``, fixable images are fixed into ``run_dir/fixed-images``.
-    """
-    from batchwan.checks.validation import check_rows
-    from batchwan.sheet.loader import read_sheet
-
-    sheet = read_sheet(spec.sheet)
-    fix_dir = run_dir / "fixed-images" if run_dir is not None else None
-    rows = check_rows(sheet, spec, image_root=image_root, fix_dir=fix_dir)
-    sent = {spec.columns.get(name, name) for name in (*API_FIELDS, "id")}
-    return rows, [column for column in sheet.columns if column not in sent]
 
 
 def print_issues(rows: Sequence[CheckedRow], *, quiet: bool = False) -> None:

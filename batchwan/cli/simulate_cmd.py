@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from batchwan.cli import exit_codes
+from batchwan.cli.common import fail
 from batchwan.sim.simulator import RunningSimulator, SimConfig, serve
 
 _RATE = click.FloatRange(0.0, 1.0)
@@ -150,5 +151,4 @@ def _is_loopback(host: str) -> bool:
 
 
 def _stop(message: str) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
-    raise SystemExit(exit_codes.CANNOT_START)
+    fail(message, exit_codes.CANNOT_START)

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import tempfile
 from pathlib import Path
 
 import click
 
-from batchwan.checks.urlcheck import check_urls
-from batchwan.checks.validation import check_rows, describe
 from batchwan.cli import exit_codes
+from batchwan.cli.common import exit_on_errors, fail, leave
 from batchwan.errors import InputError
-from batchwan.outputs.results import as_text_cell
-from batchwan.sheet.jobfile import load_source
-from batchwan.sheet.loader import read_sheet
 from batchwan.values import CheckedRow, Status
 
 
@@ -34,6 +29,8 @@ def summary(rows: list[CheckedRow]) -> str:
 
 def write_report(path: Path, rows: list[CheckedRow]) -> None:
     """Write every row problem as CSV: ``row,id,column,message``."""
+    from batchwan.outputs.results import as_text_cell
+
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "id", "column", "message"])
@@ -53,19 +50,19 @@ def _same_file(a: Path, b: Path) -> bool:
 def _check(
     source: Path, image_root: Path | None, fix_images: bool, urls: bool, report: Path | None
 ) -> list[CheckedRow]:
-    spec = load_source(source)
-    for given in (source, spec.sheet):
-        if report is not None and _same_file(report, given):
-            # A slip of the tab key would otherwise replace the user's sheet with the report.
-            raise InputError(f"--report {report} would overwrite {given}; name another file")
-    sheet = read_sheet(spec.sheet)
-    if not fix_images:
-        rows = check_rows(sheet, spec, image_root=image_root)
-    else:
-        # validate writes no run folder: fixed copies go to a folder that is removed afterwards.
-        with tempfile.TemporaryDirectory(prefix="batchwan-fix-") as scratch:
-            rows = check_rows(sheet, spec, image_root=image_root, fix_dir=Path(scratch))
+    from batchwan.pipeline import check_source
+    from batchwan.sheet.jobfile import load_source
+
+    if report is not None:
+        for given in (source, load_source(source).sheet):
+            if _same_file(report, given):
+                # A slip of the tab key would otherwise replace the user's sheet with the report.
+                raise InputError(f"--report {report} would overwrite {given}; name another file")
+    # validate writes no run folder: fixed copies go to a folder that is removed afterwards.
+    rows = check_source(source, {"image_root": image_root}, fix_images=fix_images).rows
     if urls:
+        from batchwan.checks.urlcheck import check_urls
+
         rows = asyncio.run(check_urls(rows))
     return rows
 
@@ -110,11 +107,10 @@ def validate(
       ...
       11 rows: 3 valid, 7 invalid, 1 duplicate
     """
-    try:
+    from batchwan.checks.validation import describe
+
+    with exit_on_errors():
         rows = _check(source, image_root, fix_images, urls, report_path)
-    except InputError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(exit_codes.CANNOT_START) from None
     for row in rows:
         for issue in row.issues:
             click.echo(describe(issue))
@@ -124,8 +120,6 @@ def validate(
         try:
             write_report(report_path, rows)
         except OSError as exc:
-            click.echo(f"Error: cannot write {report_path}: {exc.strerror or exc}", err=True)
-            raise SystemExit(exit_codes.CANNOT_START) from None
+            fail(f"cannot write {report_path}: {exc.strerror or exc}", exit_codes.CANNOT_START)
     click.echo(summary(rows))
-    ok = all(row.status is Status.PENDING for row in rows)
-    raise SystemExit(exit_codes.OK if ok else exit_codes.ROWS_NEED_ATTENTION)
+    leave(exit_codes.for_checked(rows))

@@ -35,17 +35,13 @@ from typing import Any
 import yaml
 
 from batchwan.errors import InputError
+from batchwan.sheet.fieldlimit import wide_csv_fields
 from batchwan.values import SheetRow
 
 log = logging.getLogger(__name__)
 
 #: The extensions ``read_sheet`` understands.
 SHEET_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".xlsx", ".jsonl", ".yaml", ".yml")
-
-# A cell may hold a whole image as a data: URI (10 MB of image is 13.4 MB of base64); the csv
-# module's default limit of 128 KiB would reject it as a malformed file.
-_FIELD_LIMIT = 32 * 1024 * 1024
-csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
 
 
 @dataclass(frozen=True)
@@ -174,7 +170,8 @@ def _header(path: Path, lines: Iterator[list[str]], unit: str) -> list[str]:
 def _read_delimited(path: Path, text: str, delimiter: str) -> Sheet:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        return _assemble(path, _header(path, reader, "line"), reader)
+        with wide_csv_fields():  # a data: URI cell is far beyond the csv module's 128 KiB
+            return _assemble(path, _header(path, reader, "line"), reader)
     except csv.Error as exc:
         raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
 
