@@ -43,7 +43,7 @@ from batchwan.pipeline import (
 )
 from batchwan.values import DEFAULT_BASE_URL, DEFAULT_MODEL, JobSpec, Status
 
-#: The job spec's own defaults, shown in --help (an option left out keeps the job file's value).
+#: The job spec's own defaults, shown in --help (an option left out keeps the job file's).
 _SPEC = JobSpec(sheet=Path("-"))
 
 # Every durable write is a hand-off to the record's writer thread and back; Python's default
@@ -57,22 +57,19 @@ _SWITCH_INTERVAL = 0.0005
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Run folder.",
-    show_default="the job file's out:, else runs/<sheet name>",
+    help="Run folder.  [default: the job file's out:, else runs/<sheet name>]",
 )
 @click.option("--simulate", is_flag=True, help="Run against the built-in simulator; no key.")
 @click.option(
     "--base-url",
     "base_url_option",
-    help="Provider base URL.",
-    show_default=f"$BATCHWAN_BASE_URL, else {DEFAULT_BASE_URL}",
+    help=f"Provider base URL.  [default: $BATCHWAN_BASE_URL, else {DEFAULT_BASE_URL}]",
 )
-@click.option("--model", help="Model name.", show_default=DEFAULT_MODEL)
+@click.option("--model", help=f"Model name.  [default: {DEFAULT_MODEL}]")
 @click.option(
     "--image-root",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Local images must lie inside this folder.",
-    show_default="the sheet's folder",
+    help="Local images must lie inside this folder.  [default: the sheet's folder]",
 )
 @click.option(
     "--fix-images", is_flag=True, help="Resize/convert fixable images into the run folder."
@@ -81,26 +78,23 @@ _SWITCH_INTERVAL = 0.0005
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 512),
-    help="Most tasks in flight.",
-    show_default=str(_SPEC.concurrency),
+    help=f"Most tasks in flight.  [default: {_SPEC.concurrency}]",
 )
 @click.option(
     "--rate",
     type=click.FloatRange(min=0.01),
-    help="Most creates per second.",
-    show_default=f"{_SPEC.rate:g}",
+    help=f"Most creates per second.  [default: {_SPEC.rate:g}]",
 )
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0.01),
-    help="Seconds between polls of a task.",
-    show_default=f"{_SPEC.poll_interval:g}; {SIMULATOR_POLL_INTERVAL:g} with --simulate",
+    help=f"Seconds between polls of a task.  [default: {_SPEC.poll_interval:g}; "
+    f"{SIMULATOR_POLL_INTERVAL:g} with --simulate]",
 )
 @click.option(
     "--max-cost",
     type=click.FloatRange(min=0),
-    help="USD ceiling for this run folder.",
-    show_default="no ceiling",
+    help="USD ceiling for this run folder.  [default: no ceiling]",
 )
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; send nothing.")
 @click.option("--no-wait", is_flag=True, help="Submit and exit; a later run collects.")

@@ -84,7 +84,7 @@ def _check(
 @click.option(
     "--image-root",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Allow local images anywhere inside DIR (default: the sheet's folder).",
+    help="Allow local images anywhere inside DIR.  [default: the sheet's folder]",
 )
 @click.option(
     "--fix-images",
