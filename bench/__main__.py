@@ -28,6 +28,8 @@ figures["ratio_to_csv_module"] = round(figures["total_s"] / figures["csv_module_
 print(json.dumps(figures))
 """
 
+_STARTUP = "from bench.bench_startup import main; main()"
+
 _RUN = """
 import json
 from bench.bench_run import run
@@ -44,7 +46,7 @@ def _measure(code: str) -> dict[str, object]:
 
 def main() -> None:
     """Run each benchmark and print its figures."""
-    for name, code in (("validate", _VALIDATE), ("run", _RUN)):
+    for name, code in (("validate", _VALIDATE), ("run", _RUN), ("startup", _STARTUP)):
         figures = _measure(code)
         print(f"== {name}")
         for key, value in figures.items():
