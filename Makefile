@@ -1,17 +1,33 @@
 # Every target sets up its own virtual environment from pyproject.toml, so a fresh clone works.
+# pyproject.toml says which versions would do; requirements.lock pins the ones we test with, so
+# two installs a month apart get the same libraries. `make lock` refreshes the pins.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+LOCK_VENV := .venv-lock
 
-.PHONY: demo test lint types unit bench browser-deps clean
+.PHONY: demo test lint types unit bench browser-deps lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	@echo "installing batchwan and its tools into $(VENV) (log: $(VENV)/install.log)"
-	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e '.[dev]'; } > $(VENV)/install.log 2>&1 \
-	  || { tail -n 40 $(VENV)/install.log; exit 1; }
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -c $(LOCK) -e '.[dev]'; } \
+	  > $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
+
+# The newest versions that pyproject.toml allows, resolved in a fresh environment and pinned.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev]'
+	@{ echo "# Pinned versions of every dependency, for reproducible installs (make installs with"; \
+	   echo "# pip install -c $(LOCK)). Version ranges live in pyproject.toml; refresh: make lock."; \
+	   $(LOCK_VENV)/bin/pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 demo: $(STAMP)
 	$(BIN)/python -m batchwan run jobs/demo.yaml --simulate --out runs/demo
@@ -41,4 +57,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) runs .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) runs .mypy_cache .ruff_cache .pytest_cache
