@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchwan import events, sources
 from batchwan.errors import InputError
@@ -29,6 +29,9 @@ from batchwan.store.runlock import RunLock
 from batchwan.store.schema import STATE_FILE
 from batchwan.values import COMMITTED, DEFAULT_BASE_URL, CheckedRow, JobSpec, RowRecord, Status
 
+if TYPE_CHECKING:
+    from batchwan.plan import Plan
+
 log = logging.getLogger(__name__)
 
 #: What a run writes into its folder; a sheet must never be one of them.
@@ -36,6 +39,7 @@ RUN_FILES = ("results.csv", "results.xlsx", "summary.json", "report.html", "run.
 
 #: The simulator renders in about two seconds; the provider's 20 s pace would only make it wait.
 SIMULATOR_POLL_INTERVAL = 0.2
+_PROVIDER_POLL_INTERVAL = JobSpec(sheet=Path("-")).poll_interval
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,9 @@ def prepare(
     With ``fix_images``, fixable images are fixed into the run folder's ``fixed-images``.
     """
     spec, sheet = sources.load_spec(source, overrides)
-    if simulate and overrides.get("poll_interval") is None and spec.poll_interval == 20.0:
+    # Neither the option nor the job file chose a pace: take the simulator's.
+    unset = spec.poll_interval == _PROVIDER_POLL_INTERVAL
+    if simulate and overrides.get("poll_interval") is None and unset:
         spec = dataclasses.replace(spec, poll_interval=SIMULATOR_POLL_INTERVAL)
     run_dir = spec.out or Path("runs") / spec.sheet.stem
     if not sources.is_table(source):
@@ -135,7 +141,7 @@ def refuse_to_overwrite(run_dir: Path, *given: Path) -> None:
             )
 
 
-def dry_plan(prepared: Prepared, settings: RunSettings) -> Any:
+def dry_plan(prepared: Prepared, settings: RunSettings) -> Plan:
     """The plan of what a run would send and cost, from the run folder's record if any."""
     from batchwan.plan import make_plan
     from batchwan.store.records import read_records

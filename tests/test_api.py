@@ -266,3 +266,64 @@ def test_a_failing_event_callback_does_not_lose_the_run(
 
     frame = batchwan.run(_frame(2), **_fast(sim, tmp_path / "run"), on_event=broken)
     assert frame["status"].tolist() == ["succeeded", "succeeded"]
+
+
+def test_options_owned_by_later_stages_reach_the_job_spec(tmp_path: Path) -> None:
+    """limit, store and group_by are handed to the job spec under the same names."""
+    from batchwan.api import _prepare
+
+    options: dict[str, Any] = {
+        "source": _frame(2), "out": tmp_path / "run", "simulate": True, "api_key": None,
+        "base_url": None, "wait": True, "download": True, "resubmit_unknown": False,
+        "retry_failed": False, "fix_images": False, "limit": 1, "store": "sqlite:///x",
+        "group_by": "campaign", "concurrency": 3, "rate": 1.5, "poll_interval": 0.5,
+        "max_cost": 9.0, "model": None, "image_root": None,
+    }  # fmt: skip
+    prepared, settings = _prepare(options)
+    spec = prepared.spec
+    assert (spec.limit, spec.store, spec.group_by) == (1, "sqlite:///x", ("campaign",))
+    assert (spec.concurrency, spec.rate, spec.poll_interval, spec.max_cost) == (3, 1.5, 0.5, 9.0)
+    assert prepared.run_dir == tmp_path / "run"
+    assert settings.simulate
+    assert not (tmp_path / "run").exists()  # preparing writes nothing
+
+
+_INTERRUPTED_SCRIPT = """
+import sys, pandas as pd, batchwan
+rows = [{"prompt": f"prompt {i}", "image": f"https://images.example.com/{i}.jpg"} for i in range(4)]
+try:
+    batchwan.run(rows, out=sys.argv[1], base_url=sys.argv[2], api_key=sys.argv[3],
+                 poll_interval=0.05, concurrency=4, rate=100)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+    sys.exit(7)
+"""
+
+
+def test_ctrl_c_during_run_saves_state_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
+    """Ctrl-C in a script calling batchwan.run: KeyboardInterrupt, and every task id kept."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(hold=True, api_key=KEY)) as held:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _INTERRUPTED_SCRIPT, str(out), held.base_url, KEY],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while held.sim.stats()["tasks_created"] < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 7, stderr.decode()
+    assert stdout.decode().strip() == "KeyboardInterrupt"
+    frame = batchwan.results(out)
+    assert frame["status"].tolist() == ["running"] * 4
+    assert frame["task_id"].notna().all()
