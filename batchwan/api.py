@@ -117,7 +117,7 @@ def validate(
     import pandas as pd
 
     table = _is_table(source)
-    overrides = _overrides({"image_root": image_root, "model": model}, table=table)
+    overrides = _overrides({"image_root": image_root, "model": model})
     given = source if table else Path(source)  # type: ignore[arg-type]  # narrowed by _is_table
     prepared = check_source(given, overrides, fix_images=fix_images)
     issues = [(issue, row.row_id) for row in prepared.rows for issue in row.issues]
@@ -155,9 +155,31 @@ def _is_table(source: object) -> bool:
     return not isinstance(source, str | os.PathLike)
 
 
-def _overrides(options: Mapping[str, Any], *, table: bool) -> dict[str, Any]:
-    """The job spec's fields from the keywords: paths as Paths, group_by as a tuple."""
+#: The numbers a keyword may take, as the command's options allow: (least, most, whole number).
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "concurrency": (1, 512, True),
+    "rate": (0.01, None, False),
+    "poll_interval": (0.01, None, False),
+    "max_cost": (0, None, False),
+    "limit": (0, None, True),
+}
+
+
+def _check_number(name: str, value: Any) -> None:
+    least, most, whole = _RANGES[name]
+    kind = int if whole else int | float
+    if isinstance(value, bool) or not isinstance(value, kind) or value != value:  # NaN
+        raise InputError(f"{name}={value!r}: must be a {'whole ' if whole else ''}number")
+    if value < least or (most is not None and value > most):
+        span = f"{least:g} to {most:g}" if most is not None else f"at least {least:g}"
+        raise InputError(f"{name}={value!r}: must be {span}")
+
+
+def _overrides(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The job spec's fields from the keywords, checked: paths as Paths, group_by a tuple."""
     given = {name: options[name] for name in _SPEC_OPTIONS if options.get(name) is not None}
+    for name in _RANGES.keys() & given.keys():
+        _check_number(name, given[name])
     for name in ("out", "image_root"):
         if name in given:
             given[name] = Path(given[name])
@@ -165,7 +187,7 @@ def _overrides(options: Mapping[str, Any], *, table: bool) -> dict[str, Any]:
         given["group_by"] = (given["group_by"],)
     elif "group_by" in given:
         given["group_by"] = tuple(given["group_by"])
-    if table and "image_root" in given and not given["image_root"].is_dir():
+    if "image_root" in given and not given["image_root"].is_dir():
         raise InputError(f"image_root={str(given['image_root'])!r}: no such folder")
     return given
 
@@ -183,7 +205,7 @@ def _prepare(options: Mapping[str, Any]) -> tuple[Prepared, RunSettings]:
         resubmit_unknown=options["resubmit_unknown"], retry_failed=options["retry_failed"],
         fix_images=options["fix_images"],
     )  # fmt: skip
-    overrides = _overrides(options, table=_is_table(source))
+    overrides = _overrides(options)
     prepared = prepare(
         source, overrides, simulate=settings.simulate, fix_images=settings.fix_images
     )

@@ -327,3 +327,26 @@ def test_ctrl_c_during_run_saves_state_and_raises_keyboard_interrupt(tmp_path: P
     frame = batchwan.results(out)
     assert frame["status"].tolist() == ["running"] * 4
     assert frame["task_id"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"concurrency": 0}, "concurrency=0: must be 1 to 512"),
+        ({"concurrency": 2.5}, "concurrency=2.5: must be a whole number"),
+        ({"concurrency": True}, "concurrency=True: must be a whole number"),
+        ({"rate": 0}, "rate=0: must be at least 0.01"),
+        ({"poll_interval": float("nan")}, "poll_interval=nan: must be a number"),
+        ({"max_cost": -1}, "max_cost=-1: must be at least 0"),
+        ({"limit": -1}, "limit=-1: must be at least 0"),
+        ({"image_root": "no/such/folder"}, "image_root='no/such/folder': no such folder"),
+    ],
+    ids=lambda value: str(value),
+)
+def test_a_keyword_out_of_range_is_refused(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    """A keyword the command's option would refuse raises InputError, before anything runs."""
+    with pytest.raises(batchwan.InputError, match=message.replace("(", r"\(")):
+        batchwan.run(_frame(1), out=tmp_path / "run", simulate=True, **options)
+    assert not (tmp_path / "run").exists()
