@@ -72,6 +72,7 @@ class RunEnded:
     run_dir: Path
     counts: dict[str, int]
     stop: str | None
+    warnings: tuple[str, ...] = ()  # what the user should know (the CLI prints these)
 
 
 Event = RunStarted | RowsChecked | RowAccepted | RowFinished | RowDownloaded | Stopping | RunEnded

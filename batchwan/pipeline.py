@@ -254,7 +254,7 @@ class Pipeline:
         self.phase = Phase.DONE
         counts = Counter(record.status.value for record in result.records)
         stop = result.outcome.stop.value if result.outcome.stop else None
-        self._emit(events.RunEnded(prepared.run_dir, dict(counts), stop))
+        self._emit(events.RunEnded(prepared.run_dir, dict(counts), stop, result.warnings))
         return result
 
     async def _run_recorded(self, ledger: Ledger, changed: list[str]) -> RunResult:

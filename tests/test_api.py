@@ -88,7 +88,7 @@ def test_a_dataframe_of_50_rows_gives_a_typed_frame_all_succeeded(
     assert all((tmp_path / "run" / name).is_file() for name in frame["video_file"])
     kinds = [type(event).__name__ for event in seen]
     assert kinds[:2] == ["RowsChecked", "RunStarted"]
-    assert kinds[-1] == "RunEnded"
+    assert seen[-1] == events.RunEnded(tmp_path / "run", {"succeeded": 50}, None, ())
     assert seen[0] == events.RowsChecked(rows=50, valid=50, invalid=0, duplicate=0)
     accepted = sorted(e.row for e in seen if isinstance(e, events.RowAccepted) and e.row)
     assert accepted == list(range(1, 51))
