@@ -21,6 +21,7 @@ class RunStarted:
     run_dir: Path
     rows: int
     to_follow: int  # rows to send now, plus rows sent earlier and still running
+    warnings: tuple[str, ...] = ()  # what reading the sheet into the record found (changed rows)
 
 
 @dataclass(frozen=True)

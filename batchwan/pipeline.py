@@ -75,7 +75,8 @@ class RunResult:
     run_dir: Path
     records: list[RowRecord]
     outcome: RunOutcome
-    warnings: tuple[str, ...] = ()  # what the user should know: lost answers, files not written
+    warnings: tuple[str, ...] = ()  # found when the record was updated: lost answers, changed rows
+    problems: tuple[str, ...] = ()  # found at the end: results or report not written
     rows_changed: bool = False  # a row changed under an id that was already sent
 
 
@@ -254,7 +255,8 @@ class Pipeline:
         self.phase = Phase.DONE
         counts = Counter(record.status.value for record in result.records)
         stop = result.outcome.stop.value if result.outcome.stop else None
-        self._emit(events.RunEnded(prepared.run_dir, dict(counts), stop, result.warnings))
+        said = (*result.warnings, *result.problems)
+        self._emit(events.RunEnded(prepared.run_dir, dict(counts), stop, said))
         return result
 
     async def _run_recorded(self, ledger: Ledger, changed: list[str]) -> RunResult:
@@ -262,8 +264,10 @@ class Pipeline:
 
         prepared = self.prepared
         to_follow = _to_follow(prepared.rows, ledger)
-        self._emit(events.RunStarted(prepared.run_dir, len(prepared.rows), to_follow))
-        notes = list(changed)
+        self._emit(
+            events.RunStarted(prepared.run_dir, len(prepared.rows), to_follow, tuple(changed))
+        )
+        problems: list[str] = []
         if self._stop_asked:  # asked before the pool started: nothing was sent
             outcome = RunOutcome(StopReason.INTERRUPTED, "interrupted before anything was sent")
         else:
@@ -273,17 +277,15 @@ class Pipeline:
                 write_final_outputs(ledger)
                 raise
         self.phase = Phase.FINISHING
-        problem = write_final_outputs(ledger)
-        if problem:
-            notes.append(problem)
-        problem = _write_extras(ledger, self.settings.xlsx)
-        if problem:
-            notes.append(problem)
+        for problem in (write_final_outputs(ledger), _write_extras(ledger, self.settings.xlsx)):
+            if problem:
+                problems.append(problem)
         return RunResult(
             prepared.run_dir,
             ledger.records(),
             outcome,
-            tuple(notes),
+            tuple(changed),
+            tuple(problems),
             rows_changed=bool(changed),
         )
 

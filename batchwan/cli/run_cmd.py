@@ -31,6 +31,7 @@ from batchwan.cli.common import (
 )
 from batchwan.cli.progress import Progress
 from batchwan.cli.sheet import print_issues
+from batchwan.events import Event, RunStarted
 from batchwan.pipeline import (
     SIMULATOR_POLL_INTERVAL,
     Phase,
@@ -169,8 +170,8 @@ def run(
         with _interrupted(pipeline, resume):
             result = _drive(pipeline, quiet)
             code = exit_codes.for_run(result, wait=settings.wait, download=settings.download)
-            for warning in result.warnings:
-                click.echo(f"warning: {warning}", err=True)
+            for problem in result.problems:
+                click.echo(f"warning: {problem}", err=True)
             if not quiet or code != exit_codes.OK:
                 _print_summary(result, code, resume)
     leave(code)
@@ -239,7 +240,14 @@ def _drive(pipeline: Pipeline, quiet: bool) -> RunResult:
 
 async def _main(pipeline: Pipeline, quiet: bool) -> RunResult:
     progress = Progress(enabled=not quiet and sys.stderr.isatty())
-    pipeline.on_event = progress.update
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, RunStarted):  # said before the run, as a long run may take hours
+            for warning in event.warnings:
+                click.echo(f"warning: {warning}", err=True)
+        progress.update(event)
+
+    pipeline.on_event = on_event
     loop = asyncio.get_running_loop()
     signals = 0
 
