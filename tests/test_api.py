@@ -350,3 +350,33 @@ def test_a_keyword_out_of_range_is_refused(
     with pytest.raises(batchwan.InputError, match=message.replace("(", r"\(")):
         batchwan.run(_frame(1), out=tmp_path / "run", simulate=True, **options)
     assert not (tmp_path / "run").exists()
+
+
+def _statuses(out: Path) -> list[str]:
+    try:
+        return [str(status) for status in batchwan.results(out)["status"]]
+    except batchwan.StateError:  # the record is still being created
+        return []
+
+
+async def test_cancelling_arun_propagates_and_keeps_every_task_id(tmp_path: Path) -> None:
+    """A cancelled arun raises CancelledError; the record keeps the accepted tasks, unlocked."""
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(hold=True, api_key=KEY)) as held:
+        task = asyncio.create_task(
+            batchwan.arun(_frame(3), out=out, base_url=held.base_url, api_key=KEY,
+                          poll_interval=0.05, concurrency=3, rate=100)
+        )  # fmt: skip
+        for _ in range(600):  # bounded: at most 30 s; every answer recorded, none on the wire
+            if (out / "state.db").is_file() and _statuses(out) == ["running"] * 3:
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    frame = batchwan.results(out)
+    assert frame["status"].tolist() == ["running"] * 3
+    assert frame["task_id"].notna().all()
+    assert (out / "results.csv").is_file()
+    with RunLock(out):  # the folder was released
+        pass
