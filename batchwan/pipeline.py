@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchwan.catalog.prices import row_cost
@@ -17,6 +17,7 @@ from batchwan.checks.validation import build_body
 from batchwan.outputs.results import summarize, write_results_csv, write_summary
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.provider.client import Client, open_session
+from batchwan.provider.transport import Limits
 from batchwan.store.ledger import Ledger
 from batchwan.store.records import Snapshot
 from batchwan.store.schema import iso_utc, now_utc
@@ -35,6 +36,7 @@ class Endpoint:
     base_url: str
     api_key: str | None
     model: str
+    limits: Limits = field(default_factory=Limits)  # deadlines and size caps of every call
 
 
 def open_ledger(
@@ -122,7 +124,11 @@ async def _execute(
 ) -> RunOutcome:
     async with open_session() as session:
         client = Client(
-            session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model
+            session,
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key,
+            model=endpoint.model,
+            limits=endpoint.limits,
         )
         runner = Runner(ledger, client, options, body_for=build_body, on_event=on_event)
         on_runner(runner)

@@ -30,6 +30,7 @@ from batchwan.cli.progress import Progress
 from batchwan.cli.sheet import checked_sheet, print_issues
 from batchwan.pipeline import Endpoint, execute, open_ledger
 from batchwan.pool.runner import Runner, RunOptions, RunOutcome, StopReason
+from batchwan.provider.transport import MB, Limits
 from batchwan.store.ledger import Ledger
 from batchwan.store.runlock import RunLock
 from batchwan.store.schema import STATE_FILE
@@ -74,6 +75,34 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
 @click.option("--retry-failed", is_flag=True, help="Send `failed` rows again.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something needs attention.")
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
+@click.option(
+    "--create-deadline",
+    type=click.FloatRange(min=0.01),
+    default=120,
+    show_default=True,
+    help="Seconds a create may take in all; past it the row is `unknown`.",
+)
+@click.option(
+    "--poll-deadline",
+    type=click.FloatRange(min=0.01),
+    default=60,
+    show_default=True,
+    help="Seconds a status lookup may take in all; past it, it is asked again.",
+)
+@click.option(
+    "--download-deadline",
+    type=click.FloatRange(min=0.01),
+    default=1800,
+    show_default=True,
+    help="Seconds a video download may take in all.",
+)
+@click.option(
+    "--max-video-mb",
+    type=click.FloatRange(min=0.001),
+    default=2048,
+    show_default=True,
+    help="A video larger than this many MB is refused.",
+)
 def run(
     source: Path,
     out: Path | None,
@@ -94,6 +123,10 @@ def run(
     retry_failed: bool,
     quiet: bool,
     task_deadline: float,
+    create_deadline: float,
+    poll_deadline: float,
+    download_deadline: float,
+    max_video_mb: float,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
 
@@ -136,7 +169,13 @@ def run(
             task_deadline=task_deadline, wait=not no_wait, download=not no_download,
             max_cost=spec.max_cost,
         )  # fmt: skip
-        endpoint = Endpoint(base_url=base_url(base_url_option), api_key=key, model=spec.model)
+        endpoint = Endpoint(
+            base_url=base_url(base_url_option), api_key=key, model=spec.model,
+            limits=Limits(
+                create_deadline=create_deadline, poll_deadline=poll_deadline,
+                download_deadline=download_deadline, max_video_bytes=int(max_video_mb * MB),
+            ),
+        )  # fmt: skip
         with RunLock(run_dir):
             handlers = setup_logging(run_dir / "run.log", console_level=_console_level(quiet))
             try:

@@ -194,14 +194,14 @@ class Downloader:
         too_big = f"it is larger than the {cap / MB:g} MB limit (see --max-video-mb)"
         if resp.content_length is not None and resp.content_length > cap:
             raise _refused(loggable_url(url), too_big)
-        handle = await asyncio.to_thread(part.open, "wb")
+        handle = await asyncio.to_thread(open_part, part)
         size = 0
         head = b""
         try:
             async for chunk in resp.content.iter_chunked(_CHUNK):
-                if len(head) < 8:
-                    head = (head + chunk)[:8]
-                    if len(head) == 8 and head[4:8] != b"ftyp":
+                if len(head) < 8:  # an MP4 starts with its ftyp box
+                    head = (head + chunk)[:32]
+                    if len(head) >= 8 and head[4:8] != b"ftyp":
                         raise _refused(loggable_url(url), _not_mp4(head))
                 size += len(chunk)
                 if size > cap:
@@ -220,6 +220,11 @@ def _not_mp4(head: bytes) -> str:
         return "the host sent an empty file, not an MP4 video"
     start = clean_text(head.decode("latin-1"), 20)
     return f"the host sent something that is not an MP4 video (it starts {start!r})"
+
+
+def open_part(path: Path) -> BinaryIO:
+    """The ``.part`` file a video is streamed into."""
+    return path.open("wb")
 
 
 def _remove(path: Path) -> None:
