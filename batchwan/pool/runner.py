@@ -13,7 +13,7 @@ import logging
 import random
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +27,7 @@ from batchwan.errors import (
     Rejected,
     StateError,
     TaskNotFound,
+    VideoRefused,
 )
 from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
 from batchwan.store.ledger import Ledger
@@ -186,9 +187,9 @@ class Runner:
         for entry in entries.values():
             if entry.status is Status.RUNNING and entry.task_id:
                 self._in_flight.take()
-                self._follow(self._poll(entry))
+                self._follow(self._poll(entry), entry)
             elif self._download_due(entry):
-                self._follow(self._download(entry))
+                self._follow(self._download(entry), entry)
         queue = deque(
             row for row in self._rows_by_key.values() if entries[row.key].status is Status.PENDING
         )
@@ -226,8 +227,8 @@ class Runner:
         finally:
             stopped.cancel()
 
-    def _follow(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _follow(self, coro: Awaitable[None], entry: TaskEntry) -> None:
+        task = asyncio.create_task(self._contained(coro, entry))
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
         task.add_done_callback(self._worker_done)
@@ -242,6 +243,18 @@ class Runner:
             log.error("a worker failed: %r", exc, exc_info=exc)
         self.stop(StopReason.INTERRUPTED, f"stopped after an internal error: {exc}")
 
+    async def _contained(self, work: Awaitable[None], entry: TaskEntry) -> None:
+        """One row's follow-up: an unexpected error is that row's problem, never the run's."""
+        try:
+            await work
+        except (StateError, OSError):
+            raise  # the record could not be written: the run must stop (see _worker_done)
+        except Exception as exc:
+            log.error("row %s: unexpected error: %r", entry.key, exc, exc_info=exc)
+            await self.ledger.note(
+                entry.key, f"unexpected error while following it: {exc}; run again"
+            )
+
     # -- submitting ------------------------------------------------------------------------------
 
     async def _submit_worker(self, queue: deque[CheckedRow]) -> None:
@@ -254,13 +267,29 @@ class Runner:
                     accepted = await self._submit(row)
             except _StopRun:
                 return
+            except (StateError, OSError):
+                raise  # the record could not be written: the run must stop (see _worker_done)
+            except Exception as exc:  # one row's bad value must not stop every run
+                accepted = await self._submit_broke(row, exc)
             finally:
                 if not accepted:
                     await self._in_flight.release()
             if accepted:
-                self._follow(
-                    self._poll(self.ledger.entries[row.key], self._accepted_at.pop(row.key))
-                )
+                entry = self.ledger.entries[row.key]
+                self._follow(self._poll(entry, self._accepted_at.pop(row.key, None)), entry)
+
+    async def _submit_broke(self, row: CheckedRow, exc: Exception) -> bool:
+        """Settle a row whose submission hit an unexpected error; True if it was accepted."""
+        log.error("row %s: unexpected error: %r", row.position, exc, exc_info=exc)
+        entry = self.ledger.entries[row.key]
+        if entry.status is Status.RUNNING:
+            return True
+        if entry.sending:  # the create may have reached the provider
+            message = f"unexpected error after the create was sent: {exc}; the task may exist"
+            await self.ledger.create_settled(row.key, Status.UNKNOWN, message)
+        else:
+            await self.ledger.create_settled(row.key, Status.PENDING, f"not sent: {exc}")
+        return False
 
     def _over_budget(self, entry: TaskEntry) -> bool:
         limit = self.options.max_cost
@@ -500,6 +529,12 @@ class Runner:
             try:
                 async with self._downloads:
                     size = await self.client.download(entry.video_url or "", dest)
+            except VideoRefused as exc:  # asking again would get the same answer
+                await self.ledger.task_finished(
+                    entry.key, Status.FAILED, video_url=entry.video_url, error=str(exc)
+                )
+                self._emit(RunEvent("finished", f"task {entry.task_id}: {exc}", Status.FAILED))
+                return
             except (ApiError, OSError) as exc:  # OSError: our own disk, e.g. full
                 if attempt + 1 < self.options.download_tries and not await self._sleep(
                     backoff(attempt, base=self.options.backoff_base, cap=10.0)
