@@ -6,6 +6,7 @@ and message, the exit code, and that nothing outside the run folder was touched.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,34 @@ def test_provider_text_is_stored_without_escapes_or_control_characters(
     assert "bad INFO forged line" in row["error"]
     assert all(ch.isprintable() for ch in row["error"])
     assert "\u202e" not in row["error"]
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def _id_sheet(path: Path, ids: list[str]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "prompt", "image", "duration", "resolution"])
+        for row_id in ids:
+            writer.writerow([row_id, f"prompt {row_id}", "https://i.example.com/a.jpg", 5, "480P"])
+    return path
+
+
+def test_video_names_stay_unique_when_rows_are_inserted(tmp_path: Path) -> None:
+    """Ids `a b` and `a_b` at the same position in turn: each keeps its own video file."""
+    sheet = tmp_path / "sheet.csv"
+    out = tmp_path / "run"
+    with serving(Hostile()) as server:
+        _id_sheet(sheet, ["x", "a b"])
+        assert _run(server, sheet, out)[0] == 0
+        first = {r["id"]: r["video_file"] for r in read_results(out)}
+        _id_sheet(sheet, ["x", "a_b", "a b"])
+        code, output = _run(server, sheet, out)
+        assert code == 0, output
+    rows = {r["id"]: r for r in read_results(out)}
+    files = [rows[i]["video_file"] for i in ("x", "a_b", "a b")]
+    assert len(set(files)) == 3
+    assert rows["a b"]["video_file"] == first["a b"]
+    contents = {(out / f).read_bytes() for f in files}
+    assert len(contents) == 3  # no file was overwritten by another row's video

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import re
@@ -152,6 +153,7 @@ class Runner:
         self._committed = 0.0
         self._rows_by_key: dict[str, CheckedRow] = {}
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
+        self._taken_names: set[str] | None = None  # video files chosen in this run folder
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -518,11 +520,21 @@ class Runner:
         done = entry.video_file and (self.ledger.run_dir / entry.video_file).is_file()
         return not done
 
+    def _new_video_name(self, entry: TaskEntry) -> str:
+        """A name no other row of this run folder has had or will get (rows move when inserted)."""
+        if self._taken_names is None:
+            self._taken_names = {e.video_file for e in self.ledger.entries.values() if e.video_file}
+        name = video_name(self._rows_by_key.get(entry.key), entry.task_id or "")
+        relative = f"{VIDEOS_DIR}/{name}"
+        if relative in self._taken_names or (self.ledger.run_dir / relative).exists():
+            digest = hashlib.sha256(entry.key.encode("utf-8")).hexdigest()[:8]
+            relative = f"{VIDEOS_DIR}/{name.removesuffix('.mp4')}-{digest}.mp4"
+        self._taken_names.add(relative)
+        return relative
+
     async def _download(self, entry: TaskEntry) -> None:
         """Fetch one video into videos/, retrying a few times; a failure is noted, not fatal."""
-        relative = (
-            f"{VIDEOS_DIR}/{video_name(self._rows_by_key.get(entry.key), entry.task_id or '')}"
-        )
+        relative = entry.video_file or self._new_video_name(entry)
         dest = self.ledger.run_dir / relative
         dest.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(self.options.download_tries):
