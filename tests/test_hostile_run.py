@@ -7,10 +7,12 @@ and message, the exit code, and that nothing outside the run folder was touched.
 from __future__ import annotations
 
 import csv
+import errno
 from pathlib import Path
 
 import pytest
 
+from batchwan.store.ledger import Ledger
 from tests.hostile_server import (
     Hostile,
     answer,
@@ -287,3 +289,60 @@ def test_video_names_stay_unique_when_rows_are_inserted(tmp_path: Path) -> None:
     assert rows["a b"]["video_file"] == first["a b"]
     contents = {(out / f).read_bytes() for f in files}
     assert len(contents) == 3  # no file was overwritten by another row's video
+
+
+def test_full_disk_on_the_record_says_so_and_keeps_every_task_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC when recording accepted tasks: exit 1, a clear message, every task id printed."""
+    sheet = write_sheet(tmp_path, 3)
+
+    async def full(self: Ledger, key: str, task_id: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Ledger, "create_accepted", full)
+    with serving(Hostile()) as server:
+        result = invoke(
+            ["run", str(sheet), *fast_options(server.base_url, tmp_path / "run"), "--rate", "1"]
+        )
+        accepted = list(server.task_ids)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "the disk is full" in result.stderr
+    assert accepted
+    for task_id in accepted:
+        assert task_id in result.stderr
+    log = (tmp_path / "run" / "run.log").read_text(encoding="utf-8")
+    assert f"as task {accepted[0]}" in log
+
+
+def test_full_disk_on_a_download_says_so_and_a_rerun_collects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while saving a video: exit 1 with a clear message; the next run downloads it."""
+    import batchwan.provider.downloads as downloads
+
+    sheet = write_sheet(tmp_path, 1)
+    real_open = downloads.open_part
+
+    class FullFile:
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(downloads, "open_part", lambda path: FullFile())
+    with serving(Hostile()) as server:
+        result = invoke(["run", str(sheet), *fast_options(server.base_url, tmp_path / "run")])
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        assert "the disk is full" in result.stderr
+        assert list((tmp_path / "run" / "videos").iterdir()) == []
+        monkeypatch.setattr(downloads, "open_part", real_open)
+        again = invoke(["run", str(sheet), *fast_options(server.base_url, tmp_path / "run")])
+        assert again.exit_code == 0, again.output
+        assert server.seen["create"] == 1
+    [row] = read_results(tmp_path / "run")
+    assert row["status"] == "succeeded"
+    assert (tmp_path / "run" / row["video_file"]).read_bytes()[4:8] == b"ftyp"

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from batchwan.cli import exit_codes
-from batchwan.errors import InputError, RunLocked, StateError
+from batchwan.errors import DiskFull, InputError, RunLocked, StateError
 from batchwan.values import DEFAULT_BASE_URL
 
 KEY_VARIABLE = "MULEROUTER_API_KEY"
@@ -48,6 +48,8 @@ def exit_on_errors() -> Iterator[None]:
     """Turn the errors a person can act on into a message and the interface's exit code."""
     try:
         yield
+    except DiskFull as exc:  # the run did start: what it sent is kept, rows need attention
+        fail(str(exc), exit_codes.ROWS_NEED_ATTENTION)
     except RunLocked as exc:
         fail(str(exc), exit_codes.RUN_LOCKED)
     except (InputError, StateError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import random
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 from batchwan.errors import (
     AccountError,
     ApiError,
+    DiskFull,
     InputError,
     RateLimited,
     Rejected,
@@ -109,6 +111,20 @@ class _StopRun(Exception):
     """Raised inside a worker to end the whole run (account, budget, no endpoint, unreachable)."""
 
 
+def _record_error(exc: StateError | OSError) -> StateError:
+    """What a failed write of the record (or of a video) means for the run."""
+    # SQLite says "database or disk is full"; the OS says ENOSPC.
+    full = getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in str(exc)
+    if isinstance(exc, DiskFull) or full:
+        said = str(exc) if isinstance(exc, DiskFull) else f"the disk is full ({exc})"
+        return DiskFull(
+            f"{said}; free some space and run again: nothing sent is lost, the next run collects it"
+        )
+    if isinstance(exc, StateError):
+        return exc
+    return StateError(f"could not write the run's record: {exc}")
+
+
 def video_name(row: CheckedRow | None, task_id: str) -> str:
     """``<row>-<id or task id>.mp4``, with anything unsafe in a file name replaced."""
     if row is None:
@@ -154,6 +170,7 @@ class Runner:
         self._rows_by_key: dict[str, CheckedRow] = {}
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
         self._taken_names: set[str] | None = None  # video files chosen in this run folder
+        self._unrecorded: dict[str, str] = {}  # row key -> its accepted task, until committed
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -208,7 +225,7 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*submitters, *self._followers, return_exceptions=True)
         if self._fatal is not None:
-            raise self._fatal
+            raise self._with_unrecorded(self._fatal)
         return RunOutcome(self._stop, self._stop_message)
 
     async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
@@ -239,11 +256,21 @@ class Runner:
         """A worker that died of an error stops the run; it must never fail silently."""
         if task.cancelled() or (exc := task.exception()) is None:
             return
-        if isinstance(exc, StateError):
-            self._fatal = self._fatal or exc
+        if isinstance(exc, StateError | OSError):
+            self._fatal = self._fatal or _record_error(exc)
         else:
             log.error("a worker failed: %r", exc, exc_info=exc)
         self.stop(StopReason.INTERRUPTED, f"stopped after an internal error: {exc}")
+
+    def _with_unrecorded(self, exc: StateError) -> StateError:
+        """The error that ends the run, naming every task accepted but not recorded."""
+        if not self._unrecorded:
+            return exc
+        unrecorded = "; ".join(self._unrecorded.values())
+        return type(exc)(
+            f"{exc}; accepted by the provider but not recorded: {unrecorded} "
+            "(the next run marks these rows `unknown`)"
+        )
 
     async def _contained(self, work: Awaitable[None], entry: TaskEntry) -> None:
         """One row's follow-up: an unexpected error is that row's problem, never the run's."""
@@ -325,7 +352,11 @@ class Runner:
                 await self.ledger.begin_create(row.key)
                 info = await self.client.create(body)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
+                # Said before the commit, which can fail (a full disk): a task id is never lost.
+                log.info("row %s: accepted as task %s", row.position, info.task_id)
+                self._unrecorded[row.key] = f"row {row.position} task {info.task_id}"
                 await self.ledger.create_accepted(row.key, info.task_id)
+                del self._unrecorded[row.key]
             except ApiError as exc:
                 last = exc
                 self._committed -= entry.cost if exc.safe_to_resend else 0.0
@@ -339,7 +370,6 @@ class Runner:
                     self._wire_idle.set()
             self._unreachable = 0
             self._emit(RunEvent("submitted", f"row {row.position}: task {info.task_id}"))
-            log.info("row %s: accepted as task %s", row.position, info.task_id)
             return True
         await self.ledger.create_settled(
             row.key,
