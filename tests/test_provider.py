@@ -341,6 +341,24 @@ def test_address_kinds() -> None:
     assert address_kind(ipaddress.ip_address("1.1.1.1")) is None
 
 
+async def test_a_host_name_that_resolves_inside_the_network_is_refused(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """With a public base URL, `localhost` (a name, not an address) is looked up and refused."""
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        return web.Response(body=MP4)
+
+    async with tiny_server(handle) as url:
+        port = url.rsplit(":", 1)[1]
+        client = Client(session, base_url="https://api.mulerouter.ai", api_key=KEY)
+        with pytest.raises(VideoRefused, match="loopback address"):
+            await client.download(f"http://localhost:{port}/v.mp4", tmp_path / "v.mp4")
+    assert seen == []
+
+
 async def test_a_redirect_into_the_network_is_refused(
     session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
