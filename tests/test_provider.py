@@ -305,6 +305,7 @@ LOOPBACK = AddressPolicy("http://127.0.0.1:8808")
         ("https://a.example:99999/v.mp4", PUBLIC, "not a valid URL"),
         ("javascript:alert(1)", PUBLIC, "only http and https"),
         ("https:///v.mp4", PUBLIC, "no host"),
+        (f"https://{'a' * 100}.example/v.mp4", PUBLIC, "bad host name"),
         ("http://127.0.0.1/v.mp4", PUBLIC, "loopback address"),
         ("http://[::1]/v.mp4", PUBLIC, "loopback address"),
         ("http://169.254.169.254/latest/meta-data/", PUBLIC, "link-local address"),

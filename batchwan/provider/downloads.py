@@ -90,6 +90,10 @@ def check_video_url(url: str, policy: AddressPolicy) -> str:
         raise _refused(shown, "only http and https links are fetched")
     if not host:
         raise _refused(shown, "it has no host")
+    try:
+        host.encode("idna")  # what a lookup would do; a label over 63 characters fails it
+    except UnicodeError as exc:
+        raise _refused(shown, "it is not a valid URL (bad host name)") from exc
     literal = _literal(host)
     if literal is not None and (reason := policy.refusal(literal)):
         raise _refused(shown, reason)
