@@ -33,6 +33,7 @@ from batchwan.errors import (
     VideoRefused,
 )
 from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
+from batchwan.provider.base import clean_text
 from batchwan.store.ledger import Ledger
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
@@ -281,7 +282,7 @@ class Runner:
         except Exception as exc:
             log.error("row %s: unexpected error: %r", entry.key, exc, exc_info=exc)
             await self.ledger.note(
-                entry.key, f"unexpected error while following it: {exc}; run again"
+                entry.key, f"unexpected error while following it: {clean_text(exc)}; run again"
             )
 
     # -- submitting ------------------------------------------------------------------------------
@@ -314,10 +315,14 @@ class Runner:
         if entry.status is Status.RUNNING:
             return True
         if entry.sending:  # the create may have reached the provider
-            message = f"unexpected error after the create was sent: {exc}; the task may exist"
+            message = (
+                f"unexpected error after the create was sent: {clean_text(exc)}; the task may exist"
+            )
             await self.ledger.create_settled(row.key, Status.UNKNOWN, message)
         else:
-            await self.ledger.create_settled(row.key, Status.PENDING, f"not sent: {exc}")
+            await self.ledger.create_settled(
+                row.key, Status.PENDING, f"not sent: {clean_text(exc)}"
+            )
         return False
 
     def _over_budget(self, entry: TaskEntry) -> bool:
