@@ -7,12 +7,14 @@ line of defence, for an error nobody foresaw (a bug, a library raising something
 from __future__ import annotations
 
 import asyncio
+import errno
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batchwan.checks.validation import build_body, check_rows
+from batchwan.errors import DiskFull, StateError
 from batchwan.pool.runner import Runner, RunOptions
 from batchwan.provider.client import Client, open_session
 from batchwan.sheet.jobfile import load_source
@@ -85,3 +87,24 @@ async def test_an_unexpected_error_stays_with_its_row(
     assert [r.status for r in records] == [first, Status.SUCCEEDED, Status.SUCCEEDED]
     assert says in (records[0].error or "")
     assert all(r.video_file for r in records[1:])
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), DiskFull),
+        (StateError("could not write the run's record: database or disk is full"), DiskFull),
+        (DiskFull("the disk is full: could not save the video to v.mp4"), DiskFull),
+        (OSError(errno.EACCES, "Permission denied"), StateError),
+        (StateError("could not write the run's record: database is locked"), StateError),
+    ],
+)
+def test_a_failed_write_is_named_for_what_it_is(error: OSError | StateError, kind: type) -> None:
+    """ENOSPC and SQLite's "disk is full" both end the run as DiskFull (exit 1), saying so."""
+    from batchwan.pool.runner import _record_error
+
+    result = _record_error(error)
+    assert type(result) is kind
+    if kind is DiskFull:
+        assert "disk is full" in str(result)
+        assert "free some space and run again" in str(result)
