@@ -178,7 +178,11 @@ class Downloader:
         )
 
     async def _check_host(self, url: str) -> None:
-        """Refuse a host name that resolves to a refused address (e.g. an internal name)."""
+        """Refuse a host name that resolves to a refused address (e.g. an internal name).
+
+        aiohttp looks the name up again when it connects; a name that answers differently a
+        moment later (DNS rebinding) is not caught here, only by a resolver in the session.
+        """
         host = urlsplit(url).hostname or ""
         if _literal(host) is not None:
             return
