@@ -6,14 +6,17 @@
     ├── InputError          the sheet or job file cannot be used at all          -> exit 2
     ├── ApiError            carries task id, HTTP status, provider detail, trace id
     │   ├── TransportError      no usable answer; says whether the request may have been received
+    │   │   └── BadAnswer           an answer holding a value that is refused (id, size, depth)
     │   ├── ServerError         5xx; 500/502/504 may have been accepted, 503 was not
     │   ├── RateLimited         429; .retry_after in seconds when the provider said
     │   ├── Rejected            4xx for this row (400, 404, 409, 423, 451, ...)
-    │   │   └── TaskNotFound        404 on a task lookup
+    │   │   ├── TaskNotFound        404 on a task lookup
+    │   │   └── VideoRefused        the video's link or content is refused: the row fails
     │   └── AccountError        401/402/403: nothing else will work either      -> exit 4
     ├── BudgetExceeded      --max-cost reached                                   -> exit 4
     └── StateError          the run folder is damaged or belongs to another sheet
-        └── RunLocked           another run holds this run folder                 -> exit 3
+        ├── RunLocked           another run holds this run folder                 -> exit 3
+        └── DiskFull            the disk filled up during a run                   -> exit 1
 
 Every ``ApiError`` answers one question the runner lives by: ``safe_to_resend``. It is true only
 when the provider surely did not accept the request (429, 503, connection refused, dropped before
@@ -92,3 +95,21 @@ class TaskNotFound(Rejected):
 
 class AccountError(ApiError):
     """The key, balance or permission was refused (401, 402, 403): stop the whole run."""
+
+
+class BadAnswer(TransportError):
+    """The provider answered, but with a value batchwan will not use (unsafe id, too big, too deep).
+
+    For a create it may still have made the task, so it is not safe to resend.
+    """
+
+
+class VideoRefused(Rejected):
+    """The video's link or content is refused (a private address, not an MP4, too big).
+
+    Asking again would get the same answer: the row fails with the reason.
+    """
+
+
+class DiskFull(StateError):
+    """The run folder's disk is full: the record or a video could not be written."""

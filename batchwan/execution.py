@@ -16,6 +16,7 @@ from batchwan.checks.validation import build_body
 from batchwan.outputs.results import summarize, write_results_csv, write_summary
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.provider.client import Client, open_session
+from batchwan.provider.transport import Limits
 from batchwan.store.ledger import Ledger
 from batchwan.store.records import Snapshot
 from batchwan.store.schema import iso_utc, now_utc
@@ -34,6 +35,7 @@ class Endpoint:
     base_url: str
     api_key: str | None
     model: str
+    limits: Limits | None = None  # deadlines and size caps of every call; None: the defaults
 
 
 def open_ledger(
@@ -106,8 +108,9 @@ async def execute(
     """
     async with open_session() as session:
         client = Client(
-            session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model
-        )
+            session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model,
+            limits=endpoint.limits or Limits(),
+        )  # fmt: skip
         runner = Runner(ledger, client, options, body_for=build_body, on_event=on_event)
         on_runner(runner)
         sent_before, done_before = ledger.tally()

@@ -31,6 +31,7 @@ from batchwan.values import COMMITTED, DEFAULT_BASE_URL, CheckedRow, JobSpec, Ro
 
 if TYPE_CHECKING:
     from batchwan.plan import Plan
+    from batchwan.provider.transport import Limits
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class RunSettings:
     fix_images: bool = False
     xlsx: bool = False
     task_deadline: float = 3600.0
+    limits: Limits | None = None  # deadlines and size caps of every call; None: the defaults
 
 
 @dataclass(frozen=True)
@@ -298,7 +300,7 @@ class Pipeline:
             task_deadline=settings.task_deadline, wait=settings.wait, download=settings.download,
             max_cost=spec.max_cost,
         )  # fmt: skip
-        endpoint = Endpoint(settings.base_url, settings.api_key, spec.model)
+        endpoint = Endpoint(settings.base_url, settings.api_key, spec.model, settings.limits)
         async with contextlib.AsyncExitStack() as stack:
             if settings.simulate:
                 from batchwan.sim.simulator import SimConfig, serve
@@ -309,7 +311,7 @@ class Pipeline:
                     seed=secrets.randbits(32), pending_seconds=0.3, processing_seconds=1.5
                 )
                 sim = await stack.enter_async_context(serve(config))
-                endpoint = Endpoint(sim.base_url, None, spec.model)
+                endpoint = Endpoint(sim.base_url, None, spec.model, settings.limits)
             self._pool = asyncio.create_task(
                 execute(ledger, self.prepared.rows, options, endpoint,
                         on_event=self._runner_event, on_runner=self._runner_ready)

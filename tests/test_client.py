@@ -563,7 +563,7 @@ async def test_every_call_is_logged_with_status_and_trace(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Each call logs method, path, status and the trace id at DEBUG."""
-    caplog.set_level(logging.DEBUG, logger="batchwan.provider.client")
+    caplog.set_level(logging.DEBUG, logger="batchwan.provider")
     async with sim_and_client() as (_, client):
         info = await client.create(body())
     assert info.trace_id is not None
@@ -631,7 +631,7 @@ def test_fold_status_both_vocabularies(raw: str, state: TaskState) -> None:
 
 def test_unknown_status_is_in_progress_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     """An unknown status is still in progress, with a warning naming it."""
-    with caplog.at_level(logging.WARNING, logger="batchwan.provider.client"):
+    with caplog.at_level(logging.WARNING, logger="batchwan.provider"):
         info = parse_task_info({"task_info": {"id": "t1", "status": "thinking"}})
     assert info is not None
     assert info.state is TaskState.IN_PROGRESS

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from batchwan.errors import AccountError, BudgetExceeded, InputError, RunLocked, StateError
+from batchwan.errors import (
+    AccountError,
+    BudgetExceeded,
+    DiskFull,
+    InputError,
+    RunLocked,
+    StateError,
+)
 from batchwan.values import Status
 
 if TYPE_CHECKING:
@@ -28,6 +35,8 @@ def for_error(exc: BaseException) -> int | None:
         return INTERRUPTED
     if isinstance(exc, RunLocked):
         return RUN_LOCKED
+    if isinstance(exc, DiskFull):  # the run did start: what it sent is kept, rows need attention
+        return ROWS_NEED_ATTENTION
     if isinstance(exc, AccountError | BudgetExceeded):
         return STOPPED_EARLY
     if isinstance(exc, InputError | StateError):

@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -43,6 +44,9 @@ from batchwan.pipeline import (
     prepare_dry,
 )
 from batchwan.values import DEFAULT_BASE_URL, DEFAULT_MODEL, JobSpec, Status
+
+if TYPE_CHECKING:
+    from batchwan.provider.transport import Limits
 
 #: The job spec's own defaults, shown in --help (an option left out keeps the job file's).
 _SPEC = JobSpec(sheet=Path("-"))
@@ -106,6 +110,34 @@ _SWITCH_INTERVAL = 0.0005
 @click.option("--retry-failed", is_flag=True, help="Send `failed` rows again.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something needs attention.")
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
+@click.option(
+    "--create-deadline",
+    type=click.FloatRange(min=0.01),
+    default=120,
+    show_default=True,
+    help="Seconds a create may take in all; past it the row is `unknown`.",
+)
+@click.option(
+    "--poll-deadline",
+    type=click.FloatRange(min=0.01),
+    default=60,
+    show_default=True,
+    help="Seconds a status lookup may take in all; past it, it is asked again.",
+)
+@click.option(
+    "--download-deadline",
+    type=click.FloatRange(min=0.01),
+    default=1800,
+    show_default=True,
+    help="Seconds a video download may take in all.",
+)
+@click.option(
+    "--max-video-mb",
+    type=click.FloatRange(min=0.001),
+    default=2048,
+    show_default=True,
+    help="A video larger than this many MB is refused.",
+)
 def run(
     source: Path,
     out: Path | None,
@@ -126,6 +158,10 @@ def run(
     retry_failed: bool,
     quiet: bool,
     task_deadline: float,
+    create_deadline: float,
+    poll_deadline: float,
+    download_deadline: float,
+    max_video_mb: float,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
 
@@ -148,6 +184,7 @@ def run(
         base_url=base_url(base_url_option), api_key=key, simulate=simulate, wait=not no_wait,
         download=not no_download, resubmit_unknown=resubmit_unknown, retry_failed=retry_failed,
         fix_images=fix_images, xlsx=xlsx, task_deadline=task_deadline,
+        limits=_limits(create_deadline, poll_deadline, download_deadline, max_video_mb),
     )  # fmt: skip
     resume = _resume_command(source, out, simulate, base_url_option)
     with exit_on_errors(), _interrupted(None, resume):
@@ -175,6 +212,16 @@ def run(
             if not quiet or code != exit_codes.OK:
                 _print_summary(result, code, resume)
     leave(code)
+
+
+def _limits(create: float, poll: float, download: float, max_video_mb: float) -> Limits:
+    """The deadlines and size caps of every call to the provider, from the options."""
+    from batchwan.provider.transport import MB, Limits
+
+    return Limits(
+        create_deadline=create, poll_deadline=poll, download_deadline=download,
+        max_video_bytes=int(max_video_mb * MB),
+    )  # fmt: skip
 
 
 def _resume_command(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import hashlib
 import logging
 import random
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -22,13 +24,16 @@ from typing import Any, Protocol
 from batchwan.errors import (
     AccountError,
     ApiError,
+    DiskFull,
     InputError,
     RateLimited,
     Rejected,
     StateError,
     TaskNotFound,
+    VideoRefused,
 )
 from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
+from batchwan.provider.base import clean_text
 from batchwan.store.ledger import Ledger
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
@@ -107,6 +112,20 @@ class _StopRun(Exception):
     """Raised inside a worker to end the whole run (account, budget, no endpoint, unreachable)."""
 
 
+def _record_error(exc: StateError | OSError) -> StateError:
+    """What a failed write of the record (or of a video) means for the run."""
+    # SQLite says "database or disk is full"; the OS says ENOSPC.
+    full = getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in str(exc)
+    if isinstance(exc, DiskFull) or full:
+        said = str(exc) if isinstance(exc, DiskFull) else f"the disk is full ({exc})"
+        return DiskFull(
+            f"{said}; free some space and run again: nothing sent is lost, the next run collects it"
+        )
+    if isinstance(exc, StateError):
+        return exc
+    return StateError(f"could not write the run's record: {exc}")
+
+
 def video_name(row: CheckedRow | None, task_id: str) -> str:
     """``<row>-<id or task id>.mp4``, with anything unsafe in a file name replaced."""
     if row is None:
@@ -151,6 +170,8 @@ class Runner:
         self._committed = 0.0
         self._rows_by_key: dict[str, CheckedRow] = {}
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
+        self._taken_names: set[str] | None = None  # video files chosen in this run folder
+        self._unrecorded: dict[str, str] = {}  # row key -> its accepted task, until committed
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -186,9 +207,9 @@ class Runner:
         for entry in entries.values():
             if entry.status is Status.RUNNING and entry.task_id:
                 self._in_flight.take()
-                self._follow(self._poll(entry))
+                self._follow(self._poll(entry), entry)
             elif self._download_due(entry):
-                self._follow(self._download(entry))
+                self._follow(self._download(entry), entry)
         queue = deque(
             row for row in self._rows_by_key.values() if entries[row.key].status is Status.PENDING
         )
@@ -205,7 +226,7 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*submitters, *self._followers, return_exceptions=True)
         if self._fatal is not None:
-            raise self._fatal
+            raise self._with_unrecorded(self._fatal)
         return RunOutcome(self._stop, self._stop_message)
 
     async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
@@ -226,8 +247,8 @@ class Runner:
         finally:
             stopped.cancel()
 
-    def _follow(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+    def _follow(self, coro: Awaitable[None], entry: TaskEntry) -> None:
+        task = asyncio.create_task(self._contained(coro, entry))
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
         task.add_done_callback(self._worker_done)
@@ -236,11 +257,33 @@ class Runner:
         """A worker that died of an error stops the run; it must never fail silently."""
         if task.cancelled() or (exc := task.exception()) is None:
             return
-        if isinstance(exc, StateError):
-            self._fatal = self._fatal or exc
+        if isinstance(exc, StateError | OSError):
+            self._fatal = self._fatal or _record_error(exc)
         else:
             log.error("a worker failed: %r", exc, exc_info=exc)
         self.stop(StopReason.INTERRUPTED, f"stopped after an internal error: {exc}")
+
+    def _with_unrecorded(self, exc: StateError) -> StateError:
+        """The error that ends the run, naming every task accepted but not recorded."""
+        if not self._unrecorded:
+            return exc
+        unrecorded = "; ".join(self._unrecorded.values())
+        return type(exc)(
+            f"{exc}; accepted by the provider but not recorded: {unrecorded} "
+            "(the next run marks these rows `unknown`)"
+        )
+
+    async def _contained(self, work: Awaitable[None], entry: TaskEntry) -> None:
+        """One row's follow-up: an unexpected error is that row's problem, never the run's."""
+        try:
+            await work
+        except (StateError, OSError):
+            raise  # the record could not be written: the run must stop (see _worker_done)
+        except Exception as exc:
+            log.error("row %s: unexpected error: %r", entry.key, exc, exc_info=exc)
+            await self.ledger.note(
+                entry.key, f"unexpected error while following it: {clean_text(exc)}; run again"
+            )
 
     # -- submitting ------------------------------------------------------------------------------
 
@@ -254,13 +297,33 @@ class Runner:
                     accepted = await self._submit(row)
             except _StopRun:
                 return
+            except (StateError, OSError):
+                raise  # the record could not be written: the run must stop (see _worker_done)
+            except Exception as exc:  # one row's bad value must not stop every run
+                accepted = await self._submit_broke(row, exc)
             finally:
                 if not accepted:
                     await self._in_flight.release()
             if accepted:
-                self._follow(
-                    self._poll(self.ledger.entries[row.key], self._accepted_at.pop(row.key))
-                )
+                entry = self.ledger.entries[row.key]
+                self._follow(self._poll(entry, self._accepted_at.pop(row.key, None)), entry)
+
+    async def _submit_broke(self, row: CheckedRow, exc: Exception) -> bool:
+        """Settle a row whose submission hit an unexpected error; True if it was accepted."""
+        log.error("row %s: unexpected error: %r", row.position, exc, exc_info=exc)
+        entry = self.ledger.entries[row.key]
+        if entry.status is Status.RUNNING:
+            return True
+        if entry.sending:  # the create may have reached the provider
+            message = (
+                f"unexpected error after the create was sent: {clean_text(exc)}; the task may exist"
+            )
+            await self.ledger.create_settled(row.key, Status.UNKNOWN, message)
+        else:
+            await self.ledger.create_settled(
+                row.key, Status.PENDING, f"not sent: {clean_text(exc)}"
+            )
+        return False
 
     def _over_budget(self, entry: TaskEntry) -> bool:
         limit = self.options.max_cost
@@ -294,7 +357,11 @@ class Runner:
                 await self.ledger.begin_create(row.key)
                 info = await self.client.create(body)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
+                # Said before the commit, which can fail (a full disk): a task id is never lost.
+                log.info("row %s: accepted as task %s", row.position, info.task_id)
+                self._unrecorded[row.key] = f"row {row.position} task {info.task_id}"
                 await self.ledger.create_accepted(row.key, info.task_id)
+                del self._unrecorded[row.key]
             except ApiError as exc:
                 last = exc
                 self._committed -= entry.cost if exc.safe_to_resend else 0.0
@@ -308,7 +375,6 @@ class Runner:
                     self._wire_idle.set()
             self._unreachable = 0
             self._emit(RunEvent("submitted", f"row {row.position}: task {info.task_id}"))
-            log.info("row %s: accepted as task %s", row.position, info.task_id)
             return True
         await self.ledger.create_settled(
             row.key,
@@ -489,17 +555,33 @@ class Runner:
         done = entry.video_file and (self.ledger.run_dir / entry.video_file).is_file()
         return not done
 
+    def _new_video_name(self, entry: TaskEntry) -> str:
+        """A name no other row of this run folder has had or will get (rows move when inserted)."""
+        if self._taken_names is None:
+            self._taken_names = {e.video_file for e in self.ledger.entries.values() if e.video_file}
+        name = video_name(self._rows_by_key.get(entry.key), entry.task_id or "")
+        relative = f"{VIDEOS_DIR}/{name}"
+        if relative in self._taken_names or (self.ledger.run_dir / relative).exists():
+            digest = hashlib.sha256(entry.key.encode("utf-8")).hexdigest()[:8]
+            relative = f"{VIDEOS_DIR}/{name.removesuffix('.mp4')}-{digest}.mp4"
+        self._taken_names.add(relative)
+        return relative
+
     async def _download(self, entry: TaskEntry) -> None:
         """Fetch one video into videos/, retrying a few times; a failure is noted, not fatal."""
-        relative = (
-            f"{VIDEOS_DIR}/{video_name(self._rows_by_key.get(entry.key), entry.task_id or '')}"
-        )
+        relative = entry.video_file or self._new_video_name(entry)
         dest = self.ledger.run_dir / relative
         dest.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(self.options.download_tries):
             try:
                 async with self._downloads:
                     size = await self.client.download(entry.video_url or "", dest)
+            except VideoRefused as exc:  # asking again would get the same answer
+                await self.ledger.task_finished(
+                    entry.key, Status.FAILED, video_url=entry.video_url, error=str(exc)
+                )
+                self._emit(RunEvent("finished", f"task {entry.task_id}: {exc}", Status.FAILED))
+                return
             except (ApiError, OSError) as exc:  # OSError: our own disk, e.g. full
                 if attempt + 1 < self.options.download_tries and not await self._sleep(
                     backoff(attempt, base=self.options.backoff_base, cap=10.0)
