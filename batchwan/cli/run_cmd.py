@@ -28,6 +28,8 @@ from batchwan.cli.common import (
 )
 from batchwan.cli.progress import Progress
 from batchwan.cli.sheet import checked_sheet, print_issues
+from batchwan.cli.status_cmd import GROUP_BY_HELP
+from batchwan.outputs.groups import GROUP_BY_META, check_group_by, parse_group_by
 from batchwan.pipeline import Endpoint, execute, open_ledger
 from batchwan.pool.runner import Runner, RunOptions, RunOutcome, StopReason
 from batchwan.store.ledger import Ledger
@@ -74,6 +76,7 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
 @click.option("--retry-failed", is_flag=True, help="Send `failed` rows again.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something needs attention.")
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
+@click.option("--group-by", "group_by", metavar="COLUMNS", help=GROUP_BY_HELP)
 def run(
     source: Path,
     out: Path | None,
@@ -94,6 +97,7 @@ def run(
     retry_failed: bool,
     quiet: bool,
     task_deadline: float,
+    group_by: str | None,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
 
@@ -113,7 +117,8 @@ def run(
         spec = _spec_with_options(
             load_source(source),
             {"model": model, "out": out, "concurrency": concurrency, "rate": rate,
-             "poll_interval": poll_interval, "max_cost": max_cost},
+             "poll_interval": poll_interval, "max_cost": max_cost,
+             "group_by": parse_group_by(group_by) if group_by is not None else None},
         )  # fmt: skip
         run_dir = spec.out or Path("runs") / spec.sheet.stem
         _refuse_to_overwrite(run_dir, source, spec.sheet)
@@ -125,6 +130,7 @@ def run(
                 exit_codes.CANNOT_START,
             )
         rows, extra_columns = checked_sheet(spec, image_root, run_dir if fix_images else None)
+        check_group_by(spec.group_by, extra_columns)
         print_issues(rows, quiet=quiet)
         if dry_run:
             _dry_run(
@@ -202,6 +208,8 @@ def _run_locked(
         resubmit_unknown=resubmit_unknown, retry_failed=retry_failed, max_cost=spec.max_cost,
     )  # fmt: skip
     try:
+        if spec.group_by:  # kept, so that status and report break down the same way by default
+            ledger.set_meta(GROUP_BY_META, json.dumps(list(spec.group_by)))
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
         # results.csv and summary.json are final already: `execute` writes them as it ends.
@@ -281,13 +289,9 @@ def _extras(run_dir: Path, ledger: Ledger, xlsx: bool) -> None:
 
     write_report(run_dir)
     if xlsx:
-        from batchwan.outputs.results import results_table
-        from batchwan.outputs.xlsx import write_results_xlsx
+        from batchwan.outputs.xlsx import write_run_workbook
 
-        header, table = results_table(
-            ledger.records(), json.loads(ledger.meta.get("columns", "[]"))
-        )
-        write_results_xlsx(run_dir / "results.xlsx", header, table)
+        write_run_workbook(run_dir)
 
 
 _NEEDS_ATTENTION = (Status.INVALID, Status.DUPLICATE, Status.FAILED, Status.UNKNOWN, Status.PENDING)

@@ -269,6 +269,11 @@ class Ledger:
         self.sheet_rows = list(rows)
         return warnings
 
+    def set_meta(self, name: str, value: str) -> None:
+        """Keep one setting of the run in the record's meta (e.g. its --group-by)."""
+        self.meta[name] = value
+        self._write_now([("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))])
+
     def begin_run(self, options: dict[str, Any]) -> int:
         """Open this invocation's line in the record (never the key in ``options``)."""
         with contextlib.closing(connect(self.path, readonly=True)) as conn:
