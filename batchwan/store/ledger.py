@@ -237,7 +237,12 @@ class Ledger:
                     )
                     warnings.append(f"row {row.position}: id: {note}")
             else:
-                note = "; ".join(str(issue.message) for issue in row.issues) or note
+                note = (
+                    "; ".join(  # "image: ..." says which cell to fix, and groups by cause
+                        f"{i.column}: {i.message}" if i.column else i.message for i in row.issues
+                    )
+                    or note
+                )
             if note:
                 self._notes[row.position] = note
             statements.append(
