@@ -32,7 +32,8 @@ def test_run_log_has_starts_ends_creates_completions_downloads_with_traces(
         assert re.search(rf"row {row}: accepted as task \S+ {trace}", log)
     succeeded = re.findall(rf"row \d+: task \S+ succeeded {trace}", log)
     failed = re.findall(rf"row \d+: the provider failed the task: .* {trace}", log)
-    assert succeeded and failed
+    assert succeeded
+    assert failed
     assert len(succeeded) + len(failed) == 6
     assert len(re.findall(r"downloaded videos/\S+\.mp4 \(\d+ bytes\)", log)) == len(succeeded)
     assert KEY.lower() not in log.lower()
@@ -48,7 +49,8 @@ def logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         log = logging.getLogger("batchwan.test")
         log.warning("upper %s", KEY.upper())
         log.warning("mixed " + KEY.swapcase() + " and %s", KEY)
-        log.warning("provider said %s", "\x1b]0;owned\x07bad\x1b]52;c;aGk=\x07 request\nforged line")
+        hostile = "\x1b]0;owned\x07bad\x1b]52;c;aGk=\x07 request\nforged line"
+        log.warning("provider said %s", hostile)
     finally:
         close_logging(handlers)
     return path
@@ -64,7 +66,8 @@ def test_the_key_in_another_case_is_scrubbed(logged: Path) -> None:
 def test_escape_sequences_and_line_breaks_do_not_reach_run_log(logged: Path) -> None:
     """Provider text cannot write escape sequences into run.log or forge a line of its own."""
     text = logged.read_text(encoding="utf-8")
-    assert "\x1b" not in text and "\x07" not in text
+    assert "\x1b" not in text
+    assert "\x07" not in text
     lines = text.splitlines()
     assert len(lines) == 3
     assert lines[2].endswith("provider said bad request forged line")

@@ -78,10 +78,11 @@ def _own_header(name: str, taken: set[str]) -> str:
 def _request_cell(r: RowRecord, name: str) -> Cell:
     if name == "model":
         return r.model or request_value(r.request.get("model"))
-    if name == "image":
-        return r.image or request_value(r.request.get("image"))
-    if name == "prompt":
-        return r.prompt if "prompt" not in r.request else request_value(r.request["prompt"])
+    if name in ("image", "prompt"):  # as sent (the image as the sheet gave it), else the row's
+        sent = request_value(r.request.get(name))
+        if isinstance(sent, str) and sent.startswith("data:") and len(sent) > 80:
+            sent = f"{sent[:40]}... ({len(sent)} characters)"  # never the base64 itself
+        return sent if sent not in (None, "") else (r.image if name == "image" else r.prompt)
     if name == "resolution":
         return r.resolution
     if name == "duration":
