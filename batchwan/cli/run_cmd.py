@@ -22,6 +22,7 @@ from batchwan.cli.common import (
     api_key,
     base_url,
     close_logging,
+    echo,
     exit_on_errors,
     fail,
     setup_logging,
@@ -211,14 +212,14 @@ def _run_locked(
         if spec.group_by:  # kept, so that status and report break down the same way by default
             ledger.set_meta(GROUP_BY_META, json.dumps(list(spec.group_by)))
         for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
+            echo(f"warning: {warning}", err=True)
         # results.csv and summary.json are final already: `execute` writes them as it ends.
         outcome = asyncio.run(_main(ledger, rows, options, endpoint, simulate, quiet))
         try:
             _extras(run_dir, ledger, xlsx)
         except Exception as exc:  # the report is derived: its failure must not hide the run's
             logging.getLogger(__name__).exception("could not write the report")
-            click.echo(f"warning: could not write the report or results.xlsx: {exc}", err=True)
+            echo(f"warning: could not write the report or results.xlsx: {exc}", err=True)
         records = ledger.records()
     finally:
         ledger.close()
@@ -330,7 +331,7 @@ def _print_summary(
     noun = "row" if len(records) == 1 else "rows"
     click.echo(f"{len(records)} {noun}: {parts}; ${spent:.2f} spent")
     if outcome.stop is not None:
-        click.echo(f"stopped early: {outcome.message or outcome.stop.value}")
+        echo(f"stopped early: {outcome.message or outcome.stop.value}")
     click.echo(f"results: {run_dir / 'results.csv'}")
     if any(r.video_file for r in records):
         click.echo(f"videos:  {run_dir / 'videos'}/")

@@ -12,6 +12,7 @@ import click
 from batchwan.checks.urlcheck import check_urls
 from batchwan.checks.validation import check_rows, describe
 from batchwan.cli import exit_codes
+from batchwan.cli.common import echo
 from batchwan.errors import InputError
 from batchwan.outputs.results import as_text_cell
 from batchwan.sheet.jobfile import load_source
@@ -117,9 +118,9 @@ def validate(
         raise SystemExit(exit_codes.CANNOT_START) from None
     for row in rows:
         for issue in row.issues:
-            click.echo(describe(issue))
+            echo(describe(issue))
         for note in row.notes:
-            click.echo(f"row {row.position}: would fix {note}")
+            echo(f"row {row.position}: would fix {note}")
     if report_path is not None:
         try:
             write_report(report_path, rows)
