@@ -401,3 +401,32 @@ def test_charts_without_data_say_so() -> None:
     assert "No finished tasks yet" in histogram([], label="t", colour="#000")
     assert "No finished tasks yet" in cumulative_chart([], label="t", span=0)
     assert "Nothing to show yet" in bar_chart([], label="t")
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        [f"image: {w}x{h} px; each side must be 360-2000 px (resize it, or run with --fix-images)"
+         for w, h in ((300, 200), (100, 120), (359, 400), (20, 900))],
+        [f"the provider failed the task: 3003 Task Execution Error Video generation failed: {m}"
+         for m in ("upstream timed out", "bad frame 12", "quota", "x")],
+    ],
+)  # fmt: skip
+def test_one_cause_is_one_group_whatever_the_numbers(errors: list[str]) -> None:
+    """Four images too small (each its own size) are one cause, as are four failures with the
+    same provider code: one bar, not four."""
+    records = [record(i, Status.INVALID, error=e) for i, e in enumerate(errors, start=1)]
+    groups = group_errors(records)
+    assert len(groups) == 1
+    assert groups[0].positions == [1, 2, 3, 4]
+    assert groups[0].reason in ("image: too small", "3003 Task Execution Error")
+
+
+def test_a_row_with_two_problems_counts_under_both_causes() -> None:
+    """An invalid row with a too-large image and a wrong duration shows under both causes."""
+    error = (
+        "image: 3000x2400 px; each side must be 360-2000 px (resize it); "
+        "duration: must be 5 or 10, got 7"
+    )
+    groups = group_errors([record(1, Status.INVALID, error=error)])
+    assert [g.reason for g in groups] == ["image: too large", "duration: not an allowed value"]

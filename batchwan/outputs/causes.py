@@ -88,7 +88,10 @@ def error_causes(error: str | None) -> list[str]:
         return [NO_REASON]
     code = _CODE.search(text)
     if code:
-        return [f"{code.group(1)}{code.group(2)}".strip()]
+        title = code.group(2).split()
+        if "Error" in title:  # "Task Execution Error", not "... Error Video" of the detail
+            title = title[: len(title) - title[::-1].index("Error")]
+        return [" ".join([code.group(1), *title])]
     causes: list[str] = []
     for part in _PART.split(text):
         found = _FIELD.match(part.strip())
