@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -138,6 +139,7 @@ def run_book(tmp_path: Path) -> Iterator[Workbook]:
     ]
     run_dir = make_run(tmp_path, extras=extras)
     path = write_run_workbook(run_dir)
+    assert path.stat().st_mode & stat.S_IRGRP  # analysts in the group can open it
     workbook = load_workbook(path)
     yield workbook
     workbook.close()

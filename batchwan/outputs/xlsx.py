@@ -177,7 +177,11 @@ def write_run_workbook(run_dir: Path) -> Path:
 def _save_atomic(book: Workbook, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    mask = os.umask(0)
+    os.umask(mask)
     try:
+        # mkstemp makes 0600 files; the workbook is for the analysts too, as results.csv is.
+        os.chmod(tmp, 0o666 & ~mask)
         book.save(tmp)
         os.replace(tmp, path)
     except BaseException:
