@@ -43,8 +43,13 @@ def no_run_message(run_dir: Path, exc: StateError) -> str:
 
 def echo(message: str, *, err: bool = False, nl: bool = True) -> None:
     """click.echo with escape sequences and control characters removed: text from a sheet or
-    the provider must not set the terminal's title or write its clipboard."""
-    click.echo(clean(message), err=err, nl=nl)
+    the provider must not set the terminal's title or write its clipboard. While a progress bar
+    is drawn, the text is printed above it instead of onto it."""
+    text = clean(message)
+    if getattr(tqdm, "_instances", None):  # tqdm's own registry of the bars on screen
+        tqdm.write(text, file=sys.stderr if err else sys.stdout, end="\n" if nl else "")
+    else:
+        click.echo(text, err=err, nl=nl)
 
 
 def fail(message: str, code: int) -> None:

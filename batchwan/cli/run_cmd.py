@@ -249,9 +249,7 @@ async def _main(
         nonlocal signals
         signals += 1
         if signals == 1 and holder:
-            click.echo(
-                "\nstopping: no new creates; saving state (Ctrl-C again to quit now)", err=True
-            )
+            echo("stopping: no new creates; saving state (Ctrl-C again to quit now)", err=True)
             holder[0].stop(StopReason.INTERRUPTED)
         elif main_task is not None:
             main_task.cancel()
