@@ -4,6 +4,7 @@ folder, FIFOs named as images, escape sequences printed on the terminal."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 from pathlib import Path
@@ -109,3 +110,17 @@ def test_escape_sequences_in_a_sheet_are_not_printed_by_validate(tmp_path: Path)
     assert "duration" in result.output
     for raw in ("\x1b", "\x07", "\u202e"):
         assert raw not in result.output
+
+
+def test_images_under_the_image_root_are_previewed(tmp_path: Path) -> None:
+    """With --image-root recorded, images inside it are previewed even outside the sheet's
+    folder, and the sheet's own folder no longer counts."""
+    shared = image(tmp_path / "shared" / "a.png")
+    beside = image(tmp_path / "sheet" / "b.png")
+    records = [record(1, image=str(shared)), record(2, image=str(beside))]
+    meta = {**_meta(tmp_path / "sheet"), "image_root": str(tmp_path / "shared")}
+    page = render_report(tmp_path / "run", records, summary(records), meta=meta)
+    assert page.count("data:image/jpeg;base64,") == 1
+    blob = page.split('id="report-data">')[1].split("</script>")[0]
+    rows = json.loads(blob)["rows"]
+    assert [row[5] for row in rows] == [0, -1]  # the thumbnail is the shared folder's image

@@ -211,6 +211,8 @@ def _run_locked(
     try:
         if spec.group_by:  # kept, so that status and report break down the same way by default
             ledger.set_meta(GROUP_BY_META, json.dumps(list(spec.group_by)))
+        if spec.image_root:  # the report previews only images inside the allowed folder
+            ledger.set_meta("image_root", str(spec.image_root.resolve()))
         for warning in warnings:
             echo(f"warning: {warning}", err=True)
         # results.csv and summary.json are final already: `execute` writes them as it ends.
