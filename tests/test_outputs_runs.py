@@ -264,3 +264,18 @@ def test_job_file_group_by(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["breakdowns"]["by_group"]["columns"] == ["campaign"]
+
+
+def test_results_of_a_real_run_read_with_the_right_types(three_runs: Path) -> None:
+    """pandas reads a real run's results.csv with integer rows, attempts and durations, float
+    cost, and the request as sent beside them."""
+    import pandas as pd
+
+    frame = pd.read_csv(three_runs / "results.csv")
+    assert len(frame) == 20
+    for column in ("row", "attempts", "duration"):
+        assert frame[column].dtype == "int64", column
+    assert frame["cost"].dtype == "float64"
+    assert set(frame["model"]) == {"wan2.5-i2v-preview"}
+    assert set(frame["resolution"]) == {"480P"}
+    assert frame["image"].str.startswith("https://images.example.com/").all()
