@@ -524,7 +524,8 @@ class Runner:
                 ):
                     continue
                 await self.ledger.note(entry.key, f"video not downloaded: {exc}; run again")
-                log.warning("task %s: video not downloaded: %s", entry.task_id, exc)
+                log.warning("task %s: video not downloaded: %s (trace %s)", entry.task_id, exc,
+                            getattr(exc, "trace_id", None))  # fmt: skip
                 return
             await self.ledger.note(entry.key, None, video_file=relative)
             log.info("task %s: downloaded %s (%s bytes)", entry.task_id, relative, size)
