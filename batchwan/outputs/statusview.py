@@ -22,7 +22,7 @@ from batchwan.outputs.results import SUMMARY_FILE, percentile, summarize
 from batchwan.outputs.safe_text import clean
 from batchwan.outputs.statustables import group_lines, runs_lines
 from batchwan.store.records import read_meta, read_records, read_runs
-from batchwan.values import RowRecord, Status
+from batchwan.values import RowRecord, RunLine, Status
 
 #: The order statuses are listed in everywhere: outcomes first, then what is still open.
 STATUS_ORDER: tuple[Status, ...] = (
@@ -386,7 +386,7 @@ def load_run(
     return records, meta, summary
 
 
-def _runs(run_dir: Path) -> list[Any]:
+def _runs(run_dir: Path) -> list[RunLine]:
     try:
         return list(read_runs(run_dir))
     except (StateError, sqlite3.Error):  # a record from before runs were kept
