@@ -183,10 +183,10 @@ def _overrides(options: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("out", "image_root"):
         if name in given:
             given[name] = Path(given[name])
-    if isinstance(given.get("group_by"), str):
-        given["group_by"] = (given["group_by"],)
-    elif "group_by" in given:
-        given["group_by"] = tuple(given["group_by"])
+    if "group_by" in given:
+        from batchwan.outputs.groups import parse_group_by
+
+        given["group_by"] = parse_group_by(given["group_by"])
     if "image_root" in given and not given["image_root"].is_dir():
         raise InputError(f"image_root={str(given['image_root'])!r}: no such folder")
     return given

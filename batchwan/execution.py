@@ -18,7 +18,7 @@ from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.provider.client import Client, open_session
 from batchwan.provider.transport import Limits
 from batchwan.store.ledger import Ledger
-from batchwan.store.records import Snapshot
+from batchwan.store.records import Snapshot, read_runs
 from batchwan.store.schema import iso_utc, now_utc
 from batchwan.values import CheckedRow, Status
 
@@ -75,7 +75,7 @@ def write_outputs(source: Ledger | Snapshot) -> None:
     columns = json.loads(source.meta.get("columns", "[]"))
     meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
     write_results_csv(source.run_dir, records, columns)
-    write_summary(source.run_dir, summarize(records, meta))
+    write_summary(source.run_dir, summarize(records, meta, runs=read_runs(source.run_dir)))
 
 
 async def _refresh(ledger: Ledger) -> None:

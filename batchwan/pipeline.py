@@ -110,7 +110,7 @@ def prepare(
     table = sources.read_rows(spec, sheet)
     fix_dir = run_dir / "fixed-images" if fix_images else None
     rows = sources.check(spec, table, fix_dir)
-    return Prepared(spec, run_dir, rows, sources.own_columns(spec, table))
+    return _prepared(spec, run_dir, rows, sources.own_columns(spec, table))
 
 
 def check_source(source: Any, overrides: Mapping[str, Any], *, fix_images: bool) -> Prepared:
@@ -123,7 +123,15 @@ def check_source(source: Any, overrides: Mapping[str, Any], *, fix_images: bool)
             rows = sources.check(spec, table, scratch)
     else:
         rows = sources.check(spec, table, None)
-    return Prepared(spec, run_dir, rows, sources.own_columns(spec, table))
+    return _prepared(spec, run_dir, rows, sources.own_columns(spec, table))
+
+
+def _prepared(spec: JobSpec, run_dir: Path, rows: list[CheckedRow], own: list[str]) -> Prepared:
+    """The checked source, once its --group-by columns are known to be among its own."""
+    from batchwan.outputs.groups import check_group_by
+
+    check_group_by(spec.group_by, own)
+    return Prepared(spec, run_dir, rows, own)
 
 
 def prepare_dry(source: Any, overrides: Mapping[str, Any], *, fix_images: bool) -> Prepared:
@@ -251,6 +259,7 @@ class Pipeline:
                 retry_failed=self.settings.retry_failed, max_cost=prepared.spec.max_cost,
             )  # fmt: skip
             try:
+                _remember_choices(ledger, prepared.spec)
                 result = await self._run_recorded(ledger, warnings)
             finally:
                 ledger.close()
@@ -360,22 +369,28 @@ def _to_follow(rows: Sequence[CheckedRow], ledger: Ledger) -> int:
     )
 
 
-def _write_extras(ledger: Ledger, xlsx: bool) -> str | None:
-    """The report (always) and results.xlsx (when asked); None when done, else why not."""
+def _remember_choices(ledger: Ledger, spec: JobSpec) -> None:
+    """Keep what `status` and `report` need later: the breakdown, the allowed image folder."""
     import json
 
+    from batchwan.outputs.groups import GROUP_BY_META
+
+    if spec.group_by:
+        ledger.set_meta(GROUP_BY_META, json.dumps(list(spec.group_by)))
+    if spec.image_root:  # the report previews only images inside the allowed folder
+        ledger.set_meta("image_root", str(spec.image_root.resolve()))
+
+
+def _write_extras(ledger: Ledger, xlsx: bool) -> str | None:
+    """The report (always) and results.xlsx (when asked); None when done, else why not."""
     try:
         from batchwan.outputs.report import write_report
 
         write_report(ledger.run_dir)
         if xlsx:
-            from batchwan.outputs.results import results_table
-            from batchwan.outputs.xlsx import write_results_xlsx
+            from batchwan.outputs.xlsx import write_run_workbook
 
-            header, table = results_table(
-                ledger.records(), json.loads(ledger.meta.get("columns", "[]"))
-            )
-            write_results_xlsx(ledger.run_dir / "results.xlsx", header, table)
+            write_run_workbook(ledger.run_dir)
     except Exception as exc:  # the report is derived: its failure must not hide the run's
         log.exception("could not write the report")
         return f"could not write the report or results.xlsx: {exc}"

@@ -136,9 +136,12 @@ def mixed_run(run_dir: Path) -> list[RowRecord]:
     return records
 
 
-def make_run(tmp_path: Path, *, all_succeed: bool = False) -> Path:
+def make_run(
+    tmp_path: Path, *, all_succeed: bool = False, extras: Sequence[dict[str, str]] = ()
+) -> Path:
     """A real run folder written through the ledger: a success with its video on disk, a failed
-    task, an invalid row and a row not sent yet (or, with ``all_succeed``, two successes)."""
+    task, an invalid row and a row not sent yet (or, with ``all_succeed``, two successes);
+    ``extras`` are the rows' own cells (default: campaign spring)."""
     from batchwan.store.ledger import Ledger
 
     run_dir = tmp_path / "run"
@@ -155,7 +158,7 @@ def make_run(tmp_path: Path, *, all_succeed: bool = False) -> Path:
             request={"prompt": f"take {position}", "image": str(picture), "duration": 5},
             image_path=picture,
             content_hash=f"h{position}",
-            extra={"campaign": "spring"},
+            extra=dict(extras[position - 1]) if extras else {"campaign": "spring"},
             **kw,
         )
 
@@ -166,7 +169,7 @@ def make_run(tmp_path: Path, *, all_succeed: bool = False) -> Path:
     ledger = Ledger(run_dir)
     try:
         ledger.claim(sheet, "wan2.5-i2v-preview")
-        ledger.sync_sheet(rows, [0.5] * len(rows), ["campaign"])
+        ledger.sync_sheet(rows, [0.5] * len(rows), list(extras[0]) if extras else ["campaign"])
 
         async def play() -> None:
             for key, ok in (("k1", True), ("k2", all_succeed)):

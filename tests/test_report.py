@@ -43,6 +43,11 @@ def _payload(page: str) -> dict[str, list[Any]]:
     return data
 
 
+def _sheet_in(folder: Path) -> dict[str, str]:
+    """Run metadata naming a sheet in ``folder``, the folder its images must lie in."""
+    return {"sheet": str(folder / "sheet.csv")}
+
+
 def _scripts(page: str) -> list[str]:
     return re.findall(r"<script[^>]*>", page, flags=re.IGNORECASE)
 
@@ -146,8 +151,8 @@ def test_errors_grouped_by_reason_largest_first() -> None:
     ]
     groups = group_errors(records)
     assert [(g.reason, g.positions) for g in groups] == [
-        ("duration: must be # or #, got #", [2, 3]),
-        ("3005 Task Execution Error prompt violation", [1]),
+        ("duration: not an allowed value", [2, 3]),
+        ("3005 Task Execution Error", [1]),
         ("(no reason given)", [6]),
     ]
     assert groups[0].statuses == {"invalid": 2}
@@ -212,7 +217,7 @@ def test_each_distinct_image_is_embedded_once(tmp_path: Path) -> None:
         image(tmp_path / f"p{i}.png", colour=c) for i, c in enumerate(("red", "green", "blue"))
     ]
     records = [record(i, image=str(pictures[i % 3])) for i in range(1, 51)]
-    page = render_report(tmp_path, records, summary(records))
+    page = render_report(tmp_path, records, summary(records), meta=_sheet_in(tmp_path))
     assert page.count("data:image/jpeg;base64,") == 3
     data = _payload(page)
     assert len(data["thumbs"]) == 3
@@ -223,7 +228,7 @@ def test_thumbnails_are_small_jpegs(tmp_path: Path) -> None:
     """A preview fits in 96 px, is a JPEG, and a transparent PNG is laid on white."""
     clear = Image.new("RGBA", (800, 600), (255, 0, 0, 0))
     clear.save(tmp_path / "clear.png")
-    thumbs = Thumbnails(distinct=1)
+    thumbs = Thumbnails(distinct=1, root=tmp_path)
     assert thumbs.index(str(tmp_path / "clear.png")) == 0
     raw = base64.b64decode(thumbs.uris[0].split(",", 1)[1])
     (tmp_path / "t.jpg").write_bytes(raw)
@@ -237,7 +242,7 @@ def test_unreadable_or_remote_images_get_no_thumbnail(tmp_path: Path) -> None:
     """A broken file, a missing file, a URL or a data: placeholder shows no preview and does not
     stop the report."""
     (tmp_path / "broken.png").write_bytes(b"not a picture")
-    thumbs = Thumbnails(distinct=2)
+    thumbs = Thumbnails(distinct=2, root=tmp_path)
     assert thumbs.index(str(tmp_path / "broken.png")) == -1
     assert thumbs.index(str(tmp_path / "missing.png")) == -1
     assert thumbs.index("https://example.invalid/cat.png") == -1
@@ -260,7 +265,7 @@ def test_empty_run_renders(tmp_path: Path) -> None:
     """A run with no rows yet still gives a whole page, with notes in place of charts."""
     page = render_report(tmp_path, [], {})
     assert page.rstrip().endswith("</html>")
-    assert _payload(page) == {"rows": [], "thumbs": []}
+    assert _payload(page) == {"rows": [], "thumbs": [], "columns": []}
     assert "Nothing to show yet" in page
     assert "No errors." in page
 
@@ -268,7 +273,7 @@ def test_empty_run_renders(tmp_path: Path) -> None:
 def test_thumbnails_stop_at_the_budget(tmp_path: Path) -> None:
     """Past the page's thumbnail budget, further images get no preview."""
     pictures = [image(tmp_path / f"p{i}.png", colour=f"#{i:02x}8040") for i in range(5)]
-    thumbs = Thumbnails(distinct=5, budget=1)
+    thumbs = Thumbnails(distinct=5, budget=1, root=tmp_path)
     assert [thumbs.index(str(p)) for p in pictures] == [0, -1, -1, -1, -1]
 
 
@@ -328,7 +333,7 @@ def test_page_for_five_thousand_rows_stays_under_five_megabytes(tmp_path: Path) 
                 extra={"campaign": "autumn", "owner": "sam"},
             )
         )
-    page = render_report(tmp_path, records, summary(records))
+    page = render_report(tmp_path, records, summary(records), meta=_sheet_in(tmp_path))
     assert len(page.encode()) < FIVE_MB
     assert len(_payload(page)["rows"]) == 5000
     assert page.count("data:image/jpeg;base64,") == 20
@@ -345,7 +350,7 @@ def test_page_with_thousands_of_distinct_images_stays_under_five_megabytes(tmp_p
         path = tmp_path / "img" / f"{i}.jpg"
         Image.effect_noise((200, 200), 60 + i % 50).convert("RGB").save(path)
         records.append(record(i, image=str(path), prompt="p" * 300))
-    page = render_report(tmp_path, records, summary(records))
+    page = render_report(tmp_path, records, summary(records), meta=_sheet_in(tmp_path))
     assert len(page.encode()) < FIVE_MB
 
 
@@ -396,3 +401,32 @@ def test_charts_without_data_say_so() -> None:
     assert "No finished tasks yet" in histogram([], label="t", colour="#000")
     assert "No finished tasks yet" in cumulative_chart([], label="t", span=0)
     assert "Nothing to show yet" in bar_chart([], label="t")
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        [f"image: {w}x{h} px; each side must be 360-2000 px (resize it, or run with --fix-images)"
+         for w, h in ((300, 200), (100, 120), (359, 400), (20, 900))],
+        [f"the provider failed the task: 3003 Task Execution Error Video generation failed: {m}"
+         for m in ("upstream timed out", "bad frame 12", "quota", "x")],
+    ],
+)  # fmt: skip
+def test_one_cause_is_one_group_whatever_the_numbers(errors: list[str]) -> None:
+    """Four images too small (each its own size) are one cause, as are four failures with the
+    same provider code: one bar, not four."""
+    records = [record(i, Status.INVALID, error=e) for i, e in enumerate(errors, start=1)]
+    groups = group_errors(records)
+    assert len(groups) == 1
+    assert groups[0].positions == [1, 2, 3, 4]
+    assert groups[0].reason in ("image: too small", "3003 Task Execution Error")
+
+
+def test_a_row_with_two_problems_counts_under_both_causes() -> None:
+    """An invalid row with a too-large image and a wrong duration shows under both causes."""
+    error = (
+        "image: 3000x2400 px; each side must be 360-2000 px (resize it); "
+        "duration: must be 5 or 10, got 7"
+    )
+    groups = group_errors([record(1, Status.INVALID, error=error)])
+    assert [g.reason for g in groups] == ["image: too large", "duration: not an allowed value"]

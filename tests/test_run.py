@@ -31,9 +31,10 @@ def test_clean_run_succeeds_once_per_row_and_rerun_sends_nothing(tmp_path: Path)
     assert {r["status"] for r in rows} == {"succeeded"}
     assert all((out / r["video_file"]).read_bytes()[4:8] == b"ftyp" for r in rows)
     assert [r["campaign"] for r in rows[:3]] == ["c1", "c2", "c0"]
-    assert list(rows[0])[:11] == [
+    assert list(rows[0]) == [
         "row", "id", "status", "task_id", "video_url", "video_file", "error", "attempts",
-        "submitted_at", "finished_at", "cost",
+        "submitted_at", "finished_at", "model", "prompt", "image", "resolution", "duration",
+        "seed", "cost", "line", "campaign",
     ]  # fmt: skip
 
 

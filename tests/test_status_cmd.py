@@ -55,10 +55,18 @@ def test_status_text_for_a_known_run() -> None:
         "",
         "  cost        estimated $6.00, committed $5.00, spent $4.00, max $10.00",
         "  video       60 s (720P 50 s, 1080P 10 s)",
-        "  wall time   12m 05s",
+        "  run time    12m 05s",
         "  render      median 2m 10s, p90 4m 30s",
         "  started     2025-03-01 10:00:00 UTC",
         "  updated     2025-03-01 10:12:05 UTC",
+        "",
+        "By model",
+        "             rows      ok  failed     video       spent   estimated",
+        "  (blank)      10       3       1      40 s       $1.50       $4.00",
+        "",
+        "By resolution",
+        "                rows      ok  failed     video       spent   estimated",
+        "  720P            10       3       1      40 s       $1.50       $4.00",
         "",
         "Needs attention: 5 rows",
         "  row  id                        status     error",
@@ -84,7 +92,7 @@ def test_status_text_without_money_cap_or_finished_rows() -> None:
     )
     assert "  cost        estimated $6.00, committed $5.00, spent $4.00\n" in text
     assert "  render      median -, p90 -\n" in text
-    assert "  wall time   -\n" in text
+    assert "  run time    -\n" in text
     assert "Needs attention" not in text
 
 
@@ -110,8 +118,9 @@ def test_only_long_running_tasks_need_attention() -> None:
 
 
 def test_sheet_text_cannot_drive_the_terminal() -> None:
-    """Escape sequences, bidi overrides and line breaks from a sheet become spaces."""
-    assert one_line("ok\x1b[31mred\x1b[0m\u202eevil\r\nnext", 100) == "ok [31mred [0m evil next"
+    """Escape sequences and bidi overrides from a sheet are removed; line breaks become spaces."""
+    assert one_line("ok\x1b[31mred\x1b[0m\u202eevil\r\nnext", 100) == "okredevil next"
+    assert one_line("\x1b]0;owned\x07title \x1b]52;c;aGk=\x07clip", 100) == "title clip"
 
 
 @pytest.fixture

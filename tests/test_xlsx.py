@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -119,3 +122,75 @@ def test_results_table_of_a_run_round_trips(tmp_path: Path) -> None:
     assert len(read) == len(records) + 1
     status_at = header.index("status")
     assert {r[status_at] for r in read[1:]} == {s.value for s in Status}
+
+
+# --- the workbook of a run folder ---------------------------------------------------------------
+
+
+@pytest.fixture
+def run_book(tmp_path: Path) -> Iterator[Workbook]:
+    """results.xlsx written from a real run folder, cells starting with = + - @ in the sheet."""
+    from recordfactory import make_run
+
+    from batchwan.outputs.xlsx import write_run_workbook
+
+    extras = [
+        {"campaign": c, "offset": "-5", "zip": "007"} for c in ("=1+2", "+A1", "-A1+1", "@SUM(A1)")
+    ]
+    run_dir = make_run(tmp_path, extras=extras)
+    path = write_run_workbook(run_dir)
+    assert path.stat().st_mode & stat.S_IRGRP  # analysts in the group can open it
+    workbook = load_workbook(path)
+    yield workbook
+    workbook.close()
+
+
+def _column(sheet: Any, name: str) -> list[Any]:
+    header = [c.value for c in sheet[1]]
+    at = header.index(name) + 1
+    return [sheet.cell(row=i, column=at) for i in range(2, sheet.max_row + 1)]
+
+
+def test_run_workbook_cells_are_typed(run_book: Workbook) -> None:
+    """Numbers are numbers, times are real dates (UTC), cost an amount in a currency format."""
+    sheet = run_book["results"]
+    assert [c.value for c in _column(sheet, "row")] == [1, 2, 3, 4]
+    submitted = _column(sheet, "submitted_at")[0]
+    assert isinstance(submitted.value, datetime)
+    assert submitted.is_date
+    cost = _column(sheet, "cost")[0]
+    assert isinstance(cost.value, float)
+    assert "$" in cost.number_format
+    assert [c.value for c in _column(sheet, "duration")] == [5, 5, 5, 5]
+    assert [c.value for c in _column(sheet, "offset")] == [-5, -5, -5, -5]
+    assert [c.value for c in _column(sheet, "zip")] == ["007"] * 4  # a leading zero is kept
+
+
+def test_run_workbook_text_never_runs_and_has_no_apostrophe(run_book: Workbook) -> None:
+    """No cell is a formula; text starting with = + - @ is stored as written, as text."""
+    sheet = run_book["results"]
+    assert [c.value for c in _column(sheet, "campaign")] == ["=1+2", "+A1", "-A1+1", "@SUM(A1)"]
+    for row in sheet.iter_rows():
+        for cell in row:
+            assert cell.data_type != "f"
+            if isinstance(cell.value, str):
+                assert cell.data_type == "s"
+                assert not cell.value.startswith("'")
+
+
+def test_run_workbook_links_each_video(run_book: Workbook) -> None:
+    """A row's video_file is a relative link to the video beside the workbook."""
+    cell = _column(run_book["results"], "video_file")[0]
+    assert cell.value == "videos/k1.mp4"
+    assert cell.hyperlink is not None
+    assert cell.hyperlink.target == "videos/k1.mp4"
+
+
+def test_run_workbook_has_a_summary_tab(run_book: Workbook) -> None:
+    """The second tab holds the figures and the breakdowns by model and by resolution."""
+    assert run_book.sheetnames == ["results", "summary"]
+    values = [c.value for row in run_book["summary"].iter_rows() for c in row]
+    assert "cost spent" in values
+    assert "By model" in values
+    assert "By resolution" in values
+    assert "wan2.5-i2v-preview" in values

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import click
+from tqdm import tqdm
 
 from batchwan.cli import exit_codes
 from batchwan.errors import BatchwanError, StateError
+from batchwan.safe_text import clean
 from batchwan.values import DEFAULT_BASE_URL
 
 KEY_VARIABLE = "MULEROUTER_API_KEY"
@@ -43,9 +46,20 @@ def leave(code: int) -> NoReturn:
     sys.exit(code)
 
 
+def echo(message: str, *, err: bool = False, nl: bool = True) -> None:
+    """click.echo with escape sequences and control characters removed: text from a sheet or
+    the provider must not set the terminal's title or write its clipboard. While a progress bar
+    is drawn, the text is printed above it instead of onto it."""
+    text = clean(message)
+    if getattr(tqdm, "_instances", None):  # tqdm's own registry of the bars on screen
+        tqdm.write(text, file=sys.stderr if err else sys.stdout, end="\n" if nl else "")
+    else:
+        click.echo(text, err=err, nl=nl)
+
+
 def fail(message: str, code: int) -> NoReturn:
     """Say what went wrong on stderr and exit with ``code``."""
-    click.echo(f"Error: {message}", err=True)
+    echo(f"Error: {message}", err=True)
     leave(code)
 
 
@@ -61,19 +75,33 @@ def exit_on_errors() -> Iterator[None]:
         fail(str(exc), code)
 
 
-class _KeyFilter(logging.Filter):
-    """Belt and braces: no log line ever carries the key, whoever wrote it."""
+class SafeFormatter(logging.Formatter):
+    """Belt and braces: no log line ever carries the key, in any letter case, whoever wrote
+    it; and no line carries escape sequences or line breaks from a sheet or the provider, so
+    one event stays one line (a traceback keeps its own lines)."""
 
-    def __init__(self, key: str | None) -> None:
-        super().__init__()
+    def __init__(self, fmt: str, datefmt: str | None = None, *, key: str | None) -> None:
+        super().__init__(fmt, datefmt)
         # A real key is long; scrubbing a few characters would only mangle every line.
-        self.key = key if key and len(key) >= 8 else None
+        self._key = re.compile(re.escape(key), re.IGNORECASE) if key and len(key) >= 8 else None
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.key and self.key in record.getMessage():
-            record.msg = record.getMessage().replace(self.key, "[key]")
-            record.args = None
-        return True
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = clean(record.message, keep_newlines=False)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = clean(super().format(record))
+        return self._key.sub("[key]", text) if self._key else text
+
+
+class TqdmHandler(logging.StreamHandler[TextIO]):
+    """Console log lines printed above a progress bar, never glued onto it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging's own rule: a failing handler must not break the program
+            self.handleError(record)
 
 
 def setup_logging(run_log: Path | None, *, console_level: int | None) -> list[logging.Handler]:
@@ -83,21 +111,19 @@ def setup_logging(run_log: Path | None, *, console_level: int | None) -> list[lo
     """
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    key_filter = _KeyFilter(api_key())
+    key = api_key()
     added: list[logging.Handler] = []
     if run_log is not None:
         run_log.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(run_log, encoding="utf-8")
         file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+            SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", key=key)
         )
-        file_handler.addFilter(key_filter)
         added.append(file_handler)
     if console_level is not None:
-        console = logging.StreamHandler(sys.stderr)
+        console = TqdmHandler(sys.stderr)
         console.setLevel(console_level)
-        console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        console.addFilter(key_filter)
+        console.setFormatter(SafeFormatter("%(asctime)s %(message)s", "%H:%M:%S", key=key))
         added.append(console)
     for handler in added:
         root.addHandler(handler)

@@ -25,6 +25,7 @@ from batchwan.cli.common import (
     api_key,
     base_url,
     close_logging,
+    echo,
     exit_on_errors,
     fail,
     leave,
@@ -32,6 +33,7 @@ from batchwan.cli.common import (
 )
 from batchwan.cli.progress import Progress
 from batchwan.cli.sheet import print_issues
+from batchwan.cli.status_cmd import GROUP_BY_HELP
 from batchwan.events import Event, RunStarted
 from batchwan.pipeline import (
     SIMULATOR_POLL_INTERVAL,
@@ -138,6 +140,7 @@ _SWITCH_INTERVAL = 0.0005
     show_default=True,
     help="A video larger than this many MB is refused.",
 )
+@click.option("--group-by", "group_by", metavar="COLUMNS", help=GROUP_BY_HELP)
 def run(
     source: Path,
     out: Path | None,
@@ -162,6 +165,7 @@ def run(
     poll_deadline: float,
     download_deadline: float,
     max_video_mb: float,
+    group_by: str | None,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
 
@@ -178,6 +182,7 @@ def run(
     overrides = {
         "model": model, "out": out, "concurrency": concurrency, "rate": rate,
         "poll_interval": poll_interval, "max_cost": max_cost, "image_root": image_root,
+        "group_by": _group_by(group_by),
     }  # fmt: skip
     key = api_key()
     settings = RunSettings(
@@ -199,7 +204,7 @@ def run(
             print_issues(prepared.rows, quiet=quiet)
             from batchwan.plan import format_plan
 
-            click.echo(format_plan(dry_plan(prepared, settings)))
+            echo(format_plan(dry_plan(prepared, settings)))
             leave(exit_codes.for_checked(prepared.rows))
         prepared = prepare(source, overrides, simulate=simulate, fix_images=fix_images)
         print_issues(prepared.rows, quiet=quiet)
@@ -208,10 +213,17 @@ def run(
             result = _drive(pipeline, quiet)
             code = exit_codes.for_run(result, wait=settings.wait, download=settings.download)
             for problem in result.problems:
-                click.echo(f"warning: {problem}", err=True)
+                echo(f"warning: {problem}", err=True)
             if not quiet or code != exit_codes.OK:
                 _print_summary(result, code, resume)
     leave(code)
+
+
+def _group_by(option: str | None) -> tuple[str, ...] | None:
+    """--group-by campaign,owner as column names; None when not given (the job file's stands)."""
+    from batchwan.outputs.groups import parse_group_by
+
+    return parse_group_by(option) if option is not None else None
 
 
 def _limits(create: float, poll: float, download: float, max_video_mb: float) -> Limits:
@@ -246,15 +258,15 @@ def _interrupted(pipeline: Pipeline | None, resume: str) -> Iterator[None]:
     except KeyboardInterrupt:
         phase = pipeline.phase if pipeline is not None else Phase.READY
         if phase is Phase.READY:
-            click.echo("\ninterrupted before anything was sent", err=True)
+            echo("\ninterrupted before anything was sent", err=True)
         elif phase in (Phase.FINISHING, Phase.DONE):
-            click.echo(
+            echo(
                 "\ninterrupted after the run ended; the record is complete "
                 f"(`batchwan status {pipeline.prepared.run_dir if pipeline else ''}` shows it)",
                 err=True,
             )
         else:
-            click.echo(f"\ninterrupted; the record is saved; to continue: {resume}", err=True)
+            echo(f"\ninterrupted; the record is saved; to continue: {resume}", err=True)
         leave(exit_codes.INTERRUPTED)
 
 
@@ -291,7 +303,7 @@ async def _main(pipeline: Pipeline, quiet: bool) -> RunResult:
     def on_event(event: Event) -> None:
         if isinstance(event, RunStarted):  # said before the run, as a long run may take hours
             for warning in event.warnings:
-                click.echo(f"warning: {warning}", err=True)
+                echo(f"warning: {warning}", err=True)
         progress.update(event)
 
     pipeline.on_event = on_event
@@ -302,9 +314,7 @@ async def _main(pipeline: Pipeline, quiet: bool) -> RunResult:
         nonlocal signals
         signals += 1
         if signals == 1 and pipeline.phase is Phase.POOL:
-            click.echo(
-                "\nstopping: no new creates; saving state (Ctrl-C again to quit now)", err=True
-            )
+            echo("\nstopping: no new creates; saving state (Ctrl-C again to quit now)", err=True)
             pipeline.stop()
         elif signals == 1:
             pipeline.stop()  # before the pool: nothing will be sent; after it: nothing to stop
@@ -324,20 +334,20 @@ async def _main(pipeline: Pipeline, quiet: bool) -> RunResult:
 def _print_summary(result: RunResult, code: int, resume: str) -> None:
     records, run_dir, outcome = result.records, result.run_dir, result.outcome
     if not records:
-        click.echo("the sheet has no data rows; nothing to do")
+        echo("the sheet has no data rows; nothing to do")
         return
     counts = Counter(r.status.value for r in records)
     parts = ", ".join(f"{n} {status}" for status, n in counts.most_common())
     spent = sum(r.cost for r in records if r.status is Status.SUCCEEDED)
     noun = "row" if len(records) == 1 else "rows"
-    click.echo(f"{len(records)} {noun}: {parts}; ${spent:.2f} spent")
+    echo(f"{len(records)} {noun}: {parts}; ${spent:.2f} spent")
     if outcome.stop is not None:
-        click.echo(f"stopped early: {outcome.message or outcome.stop.value}")
-    click.echo(f"results: {run_dir / 'results.csv'}")
+        echo(f"stopped early: {outcome.message or outcome.stop.value}")
+    echo(f"results: {run_dir / 'results.csv'}")
     if any(r.video_file for r in records):
-        click.echo(f"videos:  {run_dir / 'videos'}/")
-    click.echo(f"report:  {run_dir / 'report.html'}")
+        echo(f"videos:  {run_dir / 'videos'}/")
+    echo(f"report:  {run_dir / 'report.html'}")
     if code == exit_codes.INTERRUPTED:
-        click.echo(f"to continue: {resume}")
+        echo(f"to continue: {resume}")
     elif code == exit_codes.ROWS_NEED_ATTENTION:
-        click.echo(f"some rows need attention: batchwan status {run_dir}")
+        echo(f"some rows need attention: batchwan status {run_dir}")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import click
 
+from batchwan.cli.common import echo
 from batchwan.cli.validate_cmd import summary
 from batchwan.values import CheckedRow, Status
 
@@ -21,7 +22,7 @@ def print_issues(rows: Sequence[CheckedRow], *, quiet: bool = False) -> None:
     """
     issues = [issue for row in rows for issue in row.issues]
     for issue in issues[:MAX_PRINTED_ISSUES]:
-        click.echo(str(issue), err=True)
+        echo(str(issue), err=True)
     if len(issues) > MAX_PRINTED_ISSUES:
         click.echo(
             f"... and {len(issues) - MAX_PRINTED_ISSUES} more "
@@ -31,7 +32,7 @@ def print_issues(rows: Sequence[CheckedRow], *, quiet: bool = False) -> None:
     if not quiet:
         for row in rows:
             for note in row.notes:
-                click.echo(f"row {row.position}: {note}", err=True)
+                echo(f"row {row.position}: {note}", err=True)
     counts = Counter(row.status for row in rows)
     if counts[Status.INVALID] + counts[Status.DUPLICATE] or not quiet:
         click.echo(summary(list(rows)), err=True)

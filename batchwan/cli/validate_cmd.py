@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from batchwan.cli import exit_codes
-from batchwan.cli.common import exit_on_errors, fail, leave
+from batchwan.cli.common import echo, exit_on_errors, fail, leave
 from batchwan.errors import InputError
 from batchwan.values import CheckedRow, Status
 
@@ -113,9 +113,9 @@ def validate(
         rows = _check(source, image_root, fix_images, urls, report_path)
     for row in rows:
         for issue in row.issues:
-            click.echo(describe(issue))
+            echo(describe(issue))
         for note in row.notes:
-            click.echo(f"row {row.position}: would fix {note}")
+            echo(f"row {row.position}: would fix {note}")
     if report_path is not None:
         try:
             write_report(report_path, rows)

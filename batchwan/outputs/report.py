@@ -11,168 +11,50 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import json
-import os
-import re
-import warnings
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from PIL import Image, ImageOps
-
 from batchwan import __version__
 from batchwan.atomic import write_text_atomic
-from batchwan.outputs.report_charts import Bar, Series, bar_chart, cumulative_chart, histogram
+from batchwan.outputs.causes import ErrorGroup, error_reason, group_errors
+from batchwan.outputs.groups import stored_group_by
 from batchwan.outputs.report_page import SCRIPT, STYLE
+from batchwan.outputs.report_sections import cards, charts, chips, error_table, status_css
+from batchwan.outputs.report_tables import group_tables, runs_table
+from batchwan.outputs.results import own_columns
 from batchwan.outputs.statusview import (
-    STATUS_COLOURS,
-    Headline,
-    format_duration,
-    format_money,
     format_when,
     headline,
     load_run,
-    render_seconds,
-    resolution_order,
 )
+from batchwan.outputs.thumbs import THUMBNAIL_BUDGET, Thumbnails, local_image
+from batchwan.safe_text import clean
 from batchwan.values import RowRecord, Status
 
+__all__ = [
+    "THUMBNAIL_BUDGET",
+    "ErrorGroup",
+    "Thumbnails",
+    "error_reason",
+    "group_errors",
+    "local_image",
+    "render_report",
+    "video_link",
+    "write_report",
+]
+
 REPORT_FILE = "report.html"
+#: The sheet's own columns shown as columns of the row table; further ones join the id line.
+SHOWN_OWN_COLUMNS = 8
+#: Statuses whose rows passed validation, so their image may be previewed.
+_CHECKED = frozenset({Status.PENDING, Status.RUNNING, Status.SUCCEEDED, Status.FAILED,
+                      Status.UNKNOWN})  # fmt: skip
 
-#: Thumbnails of all rows together may take this much of the page; past it, rows show no preview.
-THUMBNAIL_BUDGET = 2_500_000
-
-# --- errors grouped by what they have in common ------------------------------------------------
-
-_ROW_PREFIX = re.compile(r"^\s*row \d+:\s*", re.IGNORECASE)
-_URL = re.compile(r"\b(?:https?|s3|gs|file)://\S+", re.IGNORECASE)
-_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
-# Task ids, trace ids, hashes: long tokens that mix letters and digits.
-_TOKEN = re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{12,}\b")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-# The provider's error code leads its messages (3001 upstream failure, 3005 moderation): keep it.
-_CODE = re.compile(r"^\s*(\d{3,4})\b")
-
-
-def error_reason(error: str | None) -> str:
-    """An error with what differs from row to row taken out (row numbers, ids, URLs, quoted
-    names, numbers, but not a leading error code), so that errors of the same kind read the same
-    and can be counted together."""
-    text = _ROW_PREFIX.sub("", error or "")
-    code = _CODE.match(text)
-    if code:
-        text = text[code.end() :]
-    text = _URL.sub("<url>", text)
-    text = _UUID.sub("<id>", text)
-    text = _TOKEN.sub("<id>", text)
-    text = _QUOTED.sub("'\u2026'", text)
-    text = _NUMBER.sub("#", text)
-    text = " ".join(text.split())
-    if code:
-        text = f"{code.group(1)} {text}".strip()
-    return text[:200] or "(no reason given)"
-
-
-_FAILED_STATES = frozenset({Status.FAILED, Status.UNKNOWN, Status.INVALID, Status.DUPLICATE})
-
-
-@dataclass
-class ErrorGroup:
-    """Rows whose errors read the same once ids and numbers are taken out."""
-
-    reason: str
-    example: str  # the first row's error, in full
-    positions: list[int] = field(default_factory=list)
-    statuses: Counter[str] = field(default_factory=Counter)
-
-
-def group_errors(records: Sequence[RowRecord]) -> list[ErrorGroup]:
-    """The errors of failed, unknown, invalid and duplicate rows, grouped by reason, largest
-    group first (ties in order of first appearance)."""
-    groups: dict[str, ErrorGroup] = {}
-    for r in records:
-        if r.status not in _FAILED_STATES:
-            continue
-        reason = error_reason(r.error)
-        group = groups.setdefault(reason, ErrorGroup(reason, r.error or ""))
-        group.positions.append(r.position)
-        group.statuses[r.status.value] += 1
-    return sorted(groups.values(), key=lambda g: -len(g.positions))
-
-
-# --- thumbnails ---------------------------------------------------------------------------------
-
-
-class Thumbnails:
-    """Small JPEG previews of local images, each distinct file encoded once, within a budget."""
-
-    def __init__(
-        self, distinct: int, budget: int = THUMBNAIL_BUDGET, base: Path | None = None
-    ) -> None:
-        # Many distinct images get smaller previews, so that a big sheet still fits the budget.
-        self.size = 96 if distinct <= 600 else 64 if distinct <= 2000 else 48
-        self.budget = budget
-        self.uris: list[str] = []
-        self._index: dict[str, int] = {}
-        self._used = 0
-        self.base = base  # the sheet's folder, for image paths written relative to it
-
-    def index(self, image: str) -> int:
-        """The position of the image's preview in ``uris``; -1 when there is none."""
-        path = local_image(image, self.base)
-        if path is None:
-            return -1
-        key = str(path)
-        if key not in self._index:
-            uri = self._encode(path) if self._used < self.budget else None
-            self._index[key] = -1 if uri is None else len(self.uris)
-            if uri is not None:
-                self.uris.append(uri)
-                self._used += len(uri)
-        return self._index[key]
-
-    def _encode(self, path: Path) -> str | None:
-        try:
-            with warnings.catch_warnings():
-                # A preview is a courtesy: an odd image must not stop the report.
-                warnings.simplefilter("ignore")
-                with Image.open(path) as im:
-                    im.draft("RGB", (self.size * 2, self.size * 2))
-                    picture = ImageOps.exif_transpose(im)
-                    picture.thumbnail((self.size, self.size))
-                    flat = _on_white(picture)
-                    out = io.BytesIO()
-                    flat.save(out, "JPEG", quality=70, optimize=True)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            return None
-        return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def _on_white(picture: Image.Image) -> Image.Image:
-    """The picture as RGB, transparent parts laid on white rather than black."""
-    if picture.mode in ("RGBA", "LA") or "transparency" in picture.info:
-        rgba = picture.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, "white")
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    return picture.convert("RGB")
-
-
-def local_image(image: str, base: Path | None = None) -> Path | None:
-    """The file a row's image names on this machine, or None for a URL, a data: placeholder, or
-    a relative path with no folder to resolve it against."""
-    if not image or image.startswith("data:") or re.match(r"^[A-Za-z][\w+.-]*://", image):
-        return None
-    if os.path.isabs(image):
-        return Path(os.path.normpath(image))
-    return Path(os.path.normpath(base / image)) if base is not None else None
+# --- the parts of the page -------------------------------------------------------------------
 
 
 def video_link(run_dir: Path, video_file: str | None) -> str | None:
@@ -197,12 +79,22 @@ def _json_for_script(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _extra_text(extra: Mapping[str, str]) -> str:
-    text = " \u00b7 ".join(f"{k}: {v}" for k, v in extra.items() if str(v).strip())
-    return text[:300]
+def _safe(text: object, limit: int | None = None) -> str:
+    value = clean(text)
+    return value if limit is None else value[:limit]
 
 
-def _row_payload(run_dir: Path, records: Sequence[RowRecord], thumbs: Thumbnails) -> list[Any]:
+def _extra_text(extra: Mapping[str, str], skip: Sequence[str]) -> str:
+    text = " \u00b7 ".join(
+        f"{k}: {v}" for k, v in extra.items() if k not in skip and str(v).strip()
+    )
+    return _safe(text, 300)
+
+
+def _row_payload(
+    run_dir: Path, records: Sequence[RowRecord], thumbs: Thumbnails, shown: Sequence[str]
+) -> list[Any]:
+    """One array per row; the layout is the script's POS, ID, STATUS ... OWN constants."""
     rows: list[Any] = []
     for r in records:
         link = video_link(run_dir, r.video_file)
@@ -211,167 +103,28 @@ def _row_payload(run_dir: Path, records: Sequence[RowRecord], thumbs: Thumbnails
             if r.finished_at and r.submitted_at
             else None
         )
-        local = local_image(r.image, thumbs.base)
-        image_label = local.name if local is not None else r.image[:300]
         rows.append(
             [
                 r.position,
-                r.row_id,
+                _safe(r.row_id),
                 r.status.value,
-                r.prompt,
-                r.error or "",
-                thumbs.index(r.image),
+                _safe(r.prompt),
+                _safe(r.error or ""),
+                thumbs.index(r.image) if r.status in _CHECKED else -1,
                 link or "",
                 render,
-                image_label,
-                r.video_url or "",
-                _extra_text(r.extra),
-                r.video_file if r.video_file and link is None else "",
+                _safe(r.image, 300),
+                _safe(r.video_url or ""),
+                _extra_text(r.extra, shown),
+                _safe(r.video_file) if r.video_file and link is None else "",
+                _safe(r.model),
+                r.resolution,
+                r.duration,
+                round(r.cost, 4) if r.status not in (Status.INVALID, Status.DUPLICATE) else None,
+                [_safe(r.extra.get(name, ""), 200) for name in shown],
             ]
         )
     return rows
-
-
-def _status_css() -> str:
-    return "".join(
-        f".s-{s.value}{{background:{c.pale};color:{c.strong}}}" for s, c in STATUS_COLOURS.items()
-    )
-
-
-def _card(label: str, value: str, note: str = "") -> str:
-    note_html = f'<div class="note">{html.escape(note)}</div>' if note else ""
-    return (
-        f'<div class="card"><div class="label">{html.escape(label)}</div>'
-        f'<div class="value">{html.escape(value)}</div>{note_html}</div>'
-    )
-
-
-def _cards(head: Headline) -> str:
-    ok = head.counts[Status.SUCCEEDED]
-    attention = sum(head.counts[s] for s in (Status.FAILED, Status.UNKNOWN, Status.INVALID))
-    attention += head.counts[Status.DUPLICATE]
-    open_rows = head.counts[Status.RUNNING] + head.counts[Status.PENDING]
-    share = f"{ok / head.rows:.0%} of rows" if head.rows else ""
-    cost_note = f"estimated {format_money(head.estimated, head.currency)}"
-    if head.max_cost is not None:
-        cost_note += f", cap {format_money(head.max_cost, head.currency)}"
-    resolutions = ", ".join(
-        f"{k} {format_duration(v)}" for k, v in resolution_order(head.by_resolution) if v
-    )
-    return (
-        '<section class="cards" aria-label="Headline figures">'
-        + _card("Rows", f"{head.rows:,}", f"{open_rows:,} still open" if open_rows else "")
-        + _card("Succeeded", f"{ok:,}", share)
-        + _card("Need attention", f"{attention:,}", "failed, unknown, invalid, duplicate")
-        + _card("Spent", format_money(head.spent, head.currency), cost_note)
-        + _card("Video", format_duration(head.video_seconds), resolutions)
-        + _card("Wall time", format_duration(head.wall_seconds))
-        + _card("Render median", format_duration(head.render_median), "submit to finish")
-        + _card("Render p90", format_duration(head.render_p90), "9 in 10 took at most")
-        + "</section>"
-    )
-
-
-def _charts(records: Sequence[RowRecord], head: Headline, groups: Sequence[ErrorGroup]) -> str:
-    status_bars = [Bar(s.value, n, STATUS_COLOURS[s].strong) for s, n in head.counts.items() if n]
-    finished = [r for r in records if r.finished_at is not None and r.submitted_at is not None]
-    start = min((r.submitted_at for r in records if r.submitted_at), default=None)
-    series: list[Series] = []
-    span = 0.0
-    if start is not None:
-        for status in (Status.SUCCEEDED, Status.FAILED):
-            times = [
-                (r.finished_at - start).total_seconds()
-                for r in finished
-                if r.status is status and r.finished_at
-            ]
-            series.append(Series(status.value, times, STATUS_COLOURS[status].strong))
-            span = max([span, *times])
-    error_bars = [
-        Bar(g.reason, len(g.positions), STATUS_COLOURS[_main_status(g)].strong, g.example)
-        for g in groups[:10]
-    ]
-    if len(groups) > 10:
-        rest = sum(len(g.positions) for g in groups[10:])
-        error_bars.append(Bar(f"{len(groups) - 10} other reasons", rest, "#8c959f"))
-    panels = [
-        ("Rows by status", bar_chart(status_bars, label="Rows by status", label_chars=12)),
-        (
-            "Render time of succeeded rows",
-            histogram(
-                render_seconds(records),
-                label="Render time distribution",
-                colour="#3b6ea8",
-                markers=[("median", head.render_median), ("p90", head.render_p90)],
-            ),
-        ),
-        (
-            "Tasks finished over time",
-            cumulative_chart(series, label="Tasks finished over time", span=span),
-        ),
-        (
-            "Errors by reason",
-            bar_chart(error_bars, label="Errors by reason", label_chars=40, empty="No errors"),
-        ),
-    ]
-    return (
-        '<section class="charts" id="charts">'
-        + "".join(
-            f'<div class="panel"><h3>{html.escape(title)}</h3>{svg}</div>' for title, svg in panels
-        )
-        + "</section>"
-    )
-
-
-def _main_status(group: ErrorGroup) -> Status:
-    return Status(group.statuses.most_common(1)[0][0])
-
-
-def _positions_text(positions: Sequence[int], shown: int = 12) -> str:
-    text = ", ".join(str(p) for p in positions[:shown])
-    return text + (f" \u2026 and {len(positions) - shown:,} more" if len(positions) > shown else "")
-
-
-def _error_table(groups: Sequence[ErrorGroup]) -> str:
-    if not groups:
-        return '<p class="muted">No errors.</p>'
-    body = "".join(
-        "<tr>"
-        f'<td class="num">{len(g.positions):,}</td>'
-        f'<td class="reason">{html.escape(g.reason)}'
-        f'<div class="example">e.g. {html.escape(g.example[:400])}</div></td>'
-        "<td>"
-        + " ".join(
-            f'<span class="badge s-{html.escape(s)}">{html.escape(s)} {n:,}</span>'
-            for s, n in g.statuses.most_common()
-        )
-        + f"</td><td>{html.escape(_positions_text(g.positions))}</td></tr>"
-        for g in groups[:30]
-    )
-    more = (
-        f'<p class="muted">{len(groups) - 30:,} more reasons; the row table lists every row.</p>'
-        if len(groups) > 30
-        else ""
-    )
-    return (
-        '<table class="groups"><thead><tr><th class="num">Rows</th><th>Reason</th>'
-        "<th>Status</th><th>Rows (sheet position)</th></tr></thead>"
-        f"<tbody>{body}</tbody></table>{more}"
-    )
-
-
-def _chips(head: Headline) -> str:
-    chips = [
-        '<button type="button" class="chip" data-status="all" aria-pressed="true">'
-        f'All<span class="n">{head.rows:,}</span></button>'
-    ]
-    chips.extend(
-        f'<button type="button" class="chip" data-status="{s.value}" aria-pressed="false">'
-        f'{s.value}<span class="n">{n:,}</span></button>'
-        for s, n in head.counts.items()
-        if n
-    )
-    return "".join(chips)
 
 
 def _header(run_dir: Path, meta: Mapping[str, str], generated_at: datetime) -> str:
@@ -388,6 +141,51 @@ def _header(run_dir: Path, meta: Mapping[str, str], generated_at: datetime) -> s
     )
 
 
+def _sort_header(label: str, key: str, cls: str = "") -> str:
+    """A column header that sorts the rows when clicked (the script does the sorting)."""
+    klass = f' class="{cls}"' if cls else ""
+    return (
+        f'<th{klass} data-sort="{html.escape(key)}" aria-sort="none">'
+        f'<button type="button" class="sort">{html.escape(label)}</button></th>'
+    )
+
+
+def _row_table(shown: Sequence[str]) -> str:
+    """The head of the row table; its body is drawn by the script, a page at a time."""
+    own = "".join(_sort_header(clean(name)[:40], f"own:{i}") for i, name in enumerate(shown))
+    return (
+        '<table class="rowtable"><thead><tr>'
+        + _sort_header("Row", "pos", "num")
+        + "<th>Image</th><th>Id, prompt, error</th>"
+        + _sort_header("Status", "status")
+        + _sort_header("Model", "model")
+        + _sort_header("Render", "render", "num")
+        + _sort_header("Cost", "cost", "num")
+        + own
+        + '<th>Video</th></tr></thead><tbody id="rows-body"></tbody></table>'
+    )
+
+
+def _sort_menu(shown: Sequence[str]) -> str:
+    """The same sorting as the headers, for narrow screens where the headers are hidden."""
+    options = [("pos", "Sort: sheet order"), ("status", "Sort: status"), ("model", "Sort: model"),
+               ("render", "Sort: render time"), ("cost", "Sort: cost")]  # fmt: skip
+    options += [(f"own:{i}", f"Sort: {clean(name)[:40]}") for i, name in enumerate(shown)]
+    return (
+        '<select id="sort" aria-label="Sort rows">'
+        + "".join(f'<option value="{html.escape(k)}">{html.escape(t)}</option>' for k, t in options)
+        + "</select>"
+    )
+
+
+def _allowed_root(meta: Mapping[str, str]) -> tuple[Path | None, Path | None]:
+    """The folder relative image paths start from, and the one images must lie inside."""
+    sheet = meta.get("sheet")
+    base = Path(sheet).parent if sheet else None
+    root = meta.get("image_root")
+    return base, (Path(root) if root else base)
+
+
 def render_report(
     run_dir: Path,
     records: Sequence[RowRecord],
@@ -395,16 +193,23 @@ def render_report(
     *,
     meta: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
+    group_by: Sequence[str] | None = None,
 ) -> str:
-    """The whole report.html for a run, as text."""
+    """The whole report.html for a run, as text; ``group_by`` defaults to the run's own."""
     run_dir = Path(run_dir)
+    meta = meta or {}
     head = headline(records, summary)
     groups = group_errors(records)
-    sheet = (meta or {}).get("sheet")
-    base = Path(sheet).parent if sheet else None
+    base, root = _allowed_root(meta)
     distinct = len({local_image(r.image, base) for r in records} - {None})
-    thumbs = Thumbnails(distinct, base=base)
-    payload = {"rows": _row_payload(run_dir, records, thumbs), "thumbs": thumbs.uris}
+    thumbs = Thumbnails(distinct, base=base, root=root)
+    columns = stored_group_by(meta) if group_by is None else tuple(group_by)
+    shown = own_columns(records, json.loads(meta.get("columns") or "[]"))[:SHOWN_OWN_COLUMNS]
+    payload = {
+        "rows": _row_payload(run_dir, records, thumbs, shown),
+        "thumbs": thumbs.uris,
+        "columns": [clean(c) for c in shown],
+    }
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode("ascii")
     policy = (
         "default-src 'none'; img-src data:; media-src 'self' file:; "
@@ -420,26 +225,26 @@ def render_report(
         '<meta name="referrer" content="no-referrer">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title>"
-        f"<style>{STYLE}{_status_css()}</style></head><body><main>"
-        + _header(run_dir, meta or {}, when)
-        + _cards(head)
+        f"<style>{STYLE}{status_css()}</style></head><body><main>"
+        + _header(run_dir, meta, when)
+        + cards(head)
         + "<h2>At a glance</h2>"
-        + _charts(records, head, groups)
-        + f'<h2 id="errors">Errors by reason</h2>{_error_table(groups)}'
+        + charts(records, head, groups)
+        + f'<h2 id="errors">Errors by cause</h2>{error_table(groups)}'
+        + f'<h2 id="groups">Cost and status by group</h2>{group_tables(records, columns)}'
+        + f'<h2 id="runs">Runs</h2>{runs_table(summary.get("runs"))}'
         + '<h2 id="rows">Rows</h2>'
         '<div class="tools">'
-        + _chips(head)
+        + chips(head)
         + '<input type="search" id="search" placeholder="Search prompts, ids and errors"'
-        ' aria-label="Search rows"></div>'
+        ' aria-label="Search rows">' + _sort_menu(shown) + "</div>"
         '<div class="pager"><button type="button" class="prev">\u2039 Previous</button>'
         '<span class="pageinfo"></span><button type="button" class="next">Next \u203a</button>'
         "</div>"
         '<noscript><p class="muted">The row table needs JavaScript; results.csv in the run folder '
         "holds every row.</p></noscript>"
-        '<table class="rowtable"><thead><tr><th class="num">Row</th><th>Image</th>'
-        '<th>Id, prompt, error</th><th>Status</th><th class="num">Render</th><th>Video</th>'
-        '</tr></thead><tbody id="rows-body"></tbody></table>'
-        '<div class="pager"><button type="button" class="prev" data-scroll>\u2039 Previous'
+        + _row_table(shown)
+        + '<div class="pager"><button type="button" class="prev" data-scroll>\u2039 Previous'
         '</button><span class="pageinfo"></span><button type="button" class="next" data-scroll>'
         "Next \u203a</button></div>"
         f"<footer>Written by batchwan {html.escape(__version__)} from the run folder's state. "
@@ -452,10 +257,14 @@ def render_report(
 # --- writing the page ---------------------------------------------------------------------------
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write ``report.html`` into the run folder from its state alone; return its path."""
+def write_report(run_dir: Path, group_by: Sequence[str] | None = None) -> Path:
+    """Write ``report.html`` into the run folder from its state alone; return its path.
+
+    ``group_by`` defaults to the columns the run was started with.
+    """
     run_dir = Path(run_dir)
-    records, meta, summary = load_run(run_dir)
+    records, meta, summary = load_run(run_dir, group_by)
     path = run_dir / REPORT_FILE
-    write_text_atomic(path, render_report(run_dir, records, summary, meta=meta))
+    page = render_report(run_dir, records, summary, meta=meta, group_by=group_by)
+    write_text_atomic(path, page)
     return path

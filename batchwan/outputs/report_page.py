@@ -82,6 +82,32 @@ td.video { width: 256px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 13px; }
 .js-error { position: fixed; bottom: 0; left: 0; right: 0; background: #ffebe9; color: #82071e;
   padding: 8px 16px; font-size: 13px; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.breakdown td, .runs td { padding: 6px 8px; }
+h3 { margin-top: 18px; }
+th button.sort { all: unset; cursor: pointer; }
+th button.sort:focus-visible { outline: 2px solid var(--accent); }
+th[aria-sort="ascending"] button.sort::after { content: " \\25b2"; }
+th[aria-sort="descending"] button.sort::after { content: " \\25bc"; }
+td.meta { font-size: 13px; color: var(--muted); white-space: nowrap; }
+td.own { font-size: 13px; overflow-wrap: anywhere; }
+.imgpath { color: var(--muted); font-size: 12px; margin-top: 2px; overflow-wrap: anywhere; }
+.rowid, .prompt, .error, .extra { overflow-wrap: anywhere; }
+#sort { font: inherit; font-size: 13px; padding: 5px 8px; border: 1px solid var(--line);
+  border-radius: 6px; background: #fff; }
+@media (max-width: 720px) {
+  main { padding: 16px 12px 32px; }
+  input[type="search"] { min-width: 0; }
+  .rowtable thead { display: none; }
+  .rowtable, .rowtable tbody, .rowtable tr, .rowtable td { display: block; width: auto; }
+  .rowtable tr.row { border: 1px solid var(--line); border-radius: var(--radius);
+    margin: 0 0 12px; padding: 8px 12px; }
+  .rowtable td { border: 0; padding: 3px 0; text-align: left; white-space: normal;
+    min-width: 0; }
+  .rowtable td[data-label]::before { content: attr(data-label) ": "; color: var(--muted);
+    font-size: 12px; }
+  td.video video { width: 100%; }
+}
 @media print { .tools, .pager, td.video { display: none; } }
 """
 
@@ -97,21 +123,29 @@ window.addEventListener("error", function (event) {
 (function () {
   var PAGE = 200;
   var data = JSON.parse(document.getElementById("report-data").textContent);
-  var rows = data.rows, thumbs = data.thumbs;
-  // Row layout, as written by batchwan/report.py.
+  var rows = data.rows, thumbs = data.thumbs, columns = data.columns || [];
+  // Row layout, as written by batchwan/outputs/report.py.
   var POS = 0, ID = 1, STATUS = 2, PROMPT = 3, ERROR = 4, THUMB = 5, VIDEO = 6, RENDER = 7,
-    IMAGE = 8, URL = 9, EXTRA = 10, MISSING = 11;
-  var state = { status: "all", query: "", page: 0 };
+    IMAGE = 8, URL = 9, EXTRA = 10, MISSING = 11, MODEL = 12, RES = 13, DUR = 14, COST = 15,
+    OWN = 16;
+  var ORDER = ["succeeded", "failed", "unknown", "invalid", "duplicate", "running", "pending"];
+  var state = { status: "all", query: "", page: 0, sort: "pos", dir: 1 };
   var shown = rows;
   var haystack = null;
   var body = document.getElementById("rows-body");
   var info = document.querySelectorAll(".pageinfo");
+  var width = document.querySelectorAll(".rowtable thead th").length;
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) { node.className = cls; }
     if (text !== undefined && text !== null) { node.textContent = String(text); }
     return node;
+  }
+  function cell(cls, label, text) {
+    var td = el("td", cls, text);
+    if (label) { td.setAttribute("data-label", label); }
+    return td;
   }
   function fmtDuration(s) {
     if (s === null || s === undefined) { return ""; }
@@ -122,6 +156,7 @@ window.addEventListener("error", function (event) {
     var h = Math.floor(m / 60), mm = m % 60;
     return h + "h " + (mm < 10 ? "0" : "") + mm + "m";
   }
+  function fmtMoney(v) { return v === null || v === undefined ? "" : "$" + v.toFixed(2); }
   function isWebLink(url) { return /^https?:\\/\\//i.test(url || ""); }
   function thumbCell(r) {
     var td = el("td", "thumb");
@@ -149,6 +184,7 @@ window.addEventListener("error", function (event) {
     prompt.title = "Click to show all";
     prompt.addEventListener("click", function () { prompt.classList.toggle("open"); });
     td.appendChild(prompt);
+    if (r[IMAGE]) { td.appendChild(el("div", "imgpath", "image: " + r[IMAGE])); }
     if (r[ERROR]) { td.appendChild(el("div", "error", r[ERROR])); }
     return td;
   }
@@ -175,15 +211,41 @@ window.addEventListener("error", function (event) {
   }
   function rowElement(r) {
     var tr = el("tr", "row");
-    tr.appendChild(el("td", "num", r[POS]));
+    tr.appendChild(cell("num", "Row", r[POS]));
     tr.appendChild(thumbCell(r));
     tr.appendChild(mainCell(r));
     var st = el("td");
     st.appendChild(el("span", "badge s-" + r[STATUS], r[STATUS]));
     tr.appendChild(st);
-    tr.appendChild(el("td", "num", fmtDuration(r[RENDER])));
+    tr.appendChild(cell("meta", "Model",
+      [r[MODEL], r[RES], r[DUR] + " s"].filter(function (x) { return x; }).join(" \\u00b7 ")));
+    tr.appendChild(cell("num", "Render", fmtDuration(r[RENDER])));
+    tr.appendChild(cell("num", "Cost", fmtMoney(r[COST])));
+    columns.forEach(function (name, i) { tr.appendChild(cell("own", name, r[OWN][i])); });
     tr.appendChild(videoCell(r));
     return tr;
+  }
+  function sortValue(r) {
+    var key = state.sort;
+    if (key === "pos") { return r[POS]; }
+    if (key === "status") { return ORDER.indexOf(r[STATUS]); }
+    if (key === "render") { return r[RENDER]; }
+    if (key === "cost") { return r[COST]; }
+    if (key === "model") { return r[MODEL] + " " + r[RES]; }
+    var text = r[OWN][Number(key.slice(4))];
+    if (text === "" || text === undefined) { return null; }
+    var number = Number(text);
+    return isNaN(number) ? String(text).toLowerCase() : number;
+  }
+  function compare(a, b) {
+    var x = sortValue(a), y = sortValue(b);
+    var noX = x === null || x === undefined, noY = y === null || y === undefined;
+    // Empty values go last whichever way the column is sorted.
+    if (noX || noY) { return noX && noY ? a[POS] - b[POS] : (noX ? 1 : -1); }
+    var order = 0;
+    if (typeof x === "number" && typeof y === "number") { order = x - y; }
+    else { order = String(x).localeCompare(String(y), undefined, { numeric: true }); }
+    return order * state.dir || a[POS] - b[POS];
   }
   function draw() {
     var pages = Math.max(1, Math.ceil(shown.length / PAGE));
@@ -194,7 +256,7 @@ window.addEventListener("error", function (event) {
     slice.forEach(function (r) { frag.appendChild(rowElement(r)); });
     if (!slice.length) {
       var tr = el("tr"), td = el("td", "empty", "No rows match.");
-      td.colSpan = 6;
+      td.colSpan = width;
       tr.appendChild(td);
       frag.appendChild(tr);
     }
@@ -209,33 +271,48 @@ window.addEventListener("error", function (event) {
     document.querySelectorAll(".next").forEach(function (b) {
       b.disabled = state.page >= pages - 1;
     });
+    document.querySelectorAll("th[data-sort]").forEach(function (th) {
+      var on = th.getAttribute("data-sort") === state.sort;
+      th.setAttribute("aria-sort", on ? (state.dir > 0 ? "ascending" : "descending") : "none");
+    });
   }
   function apply() {
     var q = state.query;
     if (q && haystack === null) {
       haystack = rows.map(function (r) {
-        return (r[PROMPT] + "\\n" + r[ID] + "\\n" + r[ERROR] + "\\n" + r[EXTRA]).toLowerCase();
+        return [r[PROMPT], r[ID], r[ERROR], r[EXTRA], r[IMAGE], r[MODEL]].concat(r[OWN])
+          .join("\\n").toLowerCase();
       });
     }
     shown = rows.filter(function (r, i) {
       return (state.status === "all" || r[STATUS] === state.status) &&
         (!q || haystack[i].indexOf(q) !== -1);
     });
+    shown.sort(compare);
     state.page = 0;
     draw();
   }
   var search = document.getElementById("search");
+  var menu = document.getElementById("sort");
   function press(chip) {
     document.querySelectorAll(".chip").forEach(function (c) {
       c.setAttribute("aria-pressed", String(c === chip));
     });
     state.status = chip.getAttribute("data-status");
   }
-  // The filter lives in the address (report.html#status=failed&q=cat), so a view can be shared.
+  function sortBy(key, dir) {
+    state.sort = key;
+    state.dir = dir;
+    menu.value = key;
+  }
+  // The view lives in the address (report.html#status=failed&q=cat&sort=cost), to be shared.
   function writeHash() {
     var params = new URLSearchParams();
     if (state.status !== "all") { params.set("status", state.status); }
     if (search.value.trim()) { params.set("q", search.value.trim()); }
+    if (state.sort !== "pos" || state.dir < 0) {
+      params.set("sort", (state.dir < 0 ? "-" : "") + state.sort);
+    }
     var text = params.toString();
     try {
       history.replaceState(null, "", text ? "#" + text : location.pathname + location.search);
@@ -253,6 +330,13 @@ window.addEventListener("error", function (event) {
       search.value = params.get("q");
       state.query = search.value.trim().toLowerCase();
     }
+    var sort = params.get("sort");
+    if (sort) {
+      var key = sort.replace(/^-/, "");
+      if (document.querySelector('th[data-sort="' + key.replace(/[^\\w:]/g, "") + '"]')) {
+        sortBy(key, sort.charAt(0) === "-" ? -1 : 1);
+      }
+    }
   }
   document.querySelectorAll(".chip").forEach(function (chip) {
     chip.addEventListener("click", function () {
@@ -260,6 +344,19 @@ window.addEventListener("error", function (event) {
       writeHash();
       apply();
     });
+  });
+  document.querySelectorAll("th[data-sort]").forEach(function (th) {
+    th.querySelector("button").addEventListener("click", function () {
+      var key = th.getAttribute("data-sort");
+      sortBy(key, state.sort === key ? -state.dir : 1);
+      writeHash();
+      apply();
+    });
+  });
+  menu.addEventListener("change", function () {
+    sortBy(menu.value, 1);
+    writeHash();
+    apply();
   });
   var timer = null;
   search.addEventListener("input", function () {

@@ -12,11 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.atomic import atomic_writer, write_text_atomic
-from batchwan.values import COMMITTED, RowRecord, Status
+from batchwan.outputs.cells import Cell, as_text_cell, csv_text, request_value
+from batchwan.outputs.groups import breakdowns, stored_group_by
+from batchwan.values import COMMITTED, RowRecord, RunLine, Status
+
+__all__ = ["LEADING_COLUMNS", "as_text_cell", "results_table", "summarize", "typed_table"]
 
 RESULTS_FILE = "results.csv"
 SUMMARY_FILE = "summary.json"
 
+#: The interface's columns, first and in this order.
 LEADING_COLUMNS: tuple[str, ...] = (
     "row",
     "id",
@@ -28,48 +33,106 @@ LEADING_COLUMNS: tuple[str, ...] = (
     "attempts",
     "submitted_at",
     "finished_at",
-    "cost",
 )
 
-# A spreadsheet program runs a cell starting with one of these as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: The request as sent comes next: these fields always, in this order ...
+REQUEST_COLUMNS: tuple[str, ...] = ("model", "prompt", "image", "resolution", "duration", "seed")
+#: ... then these when a row sets them, then any other field in first-seen order.
+OPTIONAL_REQUEST_COLUMNS: tuple[str, ...] = (
+    "size",
+    "negative_prompt",
+    "audio",
+    "audio_url",
+    "prompt_extend",
+    "safety_filter",
+)
+#: After the request: the row's cost and its line in the spreadsheet program.
+TAIL_COLUMNS: tuple[str, ...] = ("cost", "line")
 
 
-def as_text_cell(value: str) -> str:
-    """Make a cell that a spreadsheet would run as a formula show as text instead."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+def _request_columns(records: Sequence[RowRecord]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in records:
+        seen.update(dict.fromkeys(r.request))
+    optional = [name for name in OPTIONAL_REQUEST_COLUMNS if name in seen]
+    known = {*REQUEST_COLUMNS, *OPTIONAL_REQUEST_COLUMNS}
+    others = [name for name in seen if name not in known]
+    return [*REQUEST_COLUMNS, *optional, *others]
 
 
-def _time(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else ""
+def own_columns(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()) -> list[str]:
+    """The sheet's own columns: those named, then any others the records carry, first seen."""
+    columns = list(extra_columns)
+    for record in records:  # columns the caller did not name still get written
+        columns.extend(name for name in record.extra if name not in columns)
+    return columns
+
+
+def _own_header(name: str, taken: set[str]) -> str:
+    """An own column named like one of ours (say ``cost``) keeps its values under a new name."""
+    while name in taken:
+        name = f"{name} (sheet)"
+    return name
+
+
+def _request_cell(r: RowRecord, name: str) -> Cell:
+    if name == "model":
+        return r.model or request_value(r.request.get("model"))
+    if name in ("image", "prompt"):  # as sent (the image as the sheet gave it), else the row's
+        sent = request_value(r.request.get(name))
+        if isinstance(sent, str) and sent.startswith("data:") and len(sent) > 80:
+            sent = f"{sent[:40]}... ({len(sent)} characters)"  # never the base64 itself
+        return sent if sent not in (None, "") else (r.image if name == "image" else r.prompt)
+    if name == "resolution":
+        return r.resolution
+    if name == "duration":
+        return r.duration
+    return request_value(r.request.get(name))
+
+
+def typed_table(
+    records: Sequence[RowRecord], extra_columns: Sequence[str] = ()
+) -> tuple[list[str], list[list[Cell]]]:
+    """The header and typed rows of the results: numbers, times and text, not yet escaped."""
+    request_columns = _request_columns(records)
+    own = own_columns(records, extra_columns)
+    taken = {*LEADING_COLUMNS, *request_columns, *TAIL_COLUMNS}
+    own_names = []
+    for name in own:
+        header_name = _own_header(name, taken)
+        taken.add(header_name)
+        own_names.append(header_name)
+    header = [*LEADING_COLUMNS, *request_columns, *TAIL_COLUMNS, *own_names]
+    rows: list[list[Cell]] = []
+    for r in records:
+        rows.append(
+            [
+                r.position,
+                r.row_id,
+                r.status.value,
+                r.task_id,
+                r.video_url,
+                r.video_file,
+                r.error,
+                r.attempts,
+                r.submitted_at,
+                r.finished_at,
+                *(_request_cell(r, name) for name in request_columns),
+                round(r.cost, 4),
+                r.line,
+                *(r.extra.get(name, "") for name in own),
+            ]
+        )
+    return header, rows
 
 
 def results_table(
     records: Sequence[RowRecord], extra_columns: Sequence[str] = ()
 ) -> tuple[list[str], list[list[str]]]:
-    """The header and rows of results.csv, every cell safe to open in a spreadsheet."""
-    columns = list(extra_columns)
-    for record in records:  # columns the caller did not name still get written, in first-seen order
-        columns.extend(name for name in record.extra if name not in columns)
-    header = [*LEADING_COLUMNS, *columns]
-    rows = []
-    for r in records:
-        cells = [
-            str(r.position),
-            r.row_id,
-            r.status.value,
-            r.task_id or "",
-            r.video_url or "",
-            r.video_file or "",
-            r.error or "",
-            str(r.attempts),
-            _time(r.submitted_at),
-            _time(r.finished_at),
-            f"{r.cost:.2f}",
-            *(r.extra.get(name, "") for name in columns),
-        ]
-        rows.append([as_text_cell(cell) for cell in cells])
-    return header, rows
+    """The header and rows of results.csv, every cell (the header too) safe to open in a
+    spreadsheet, plain numbers left as numbers."""
+    header, rows = typed_table(records, extra_columns)
+    return [as_text_cell(name) for name in header], [[csv_text(c) for c in row] for row in rows]
 
 
 def write_results_csv(
@@ -97,8 +160,81 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def summarize(records: Sequence[RowRecord], meta: Mapping[str, str]) -> dict[str, Any]:
-    """The content of summary.json: counts, video seconds, cost and timings."""
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def run_lines(runs: Sequence[RunLine], updated: datetime | None) -> list[dict[str, Any]]:
+    """One entry per invocation of `run`: start, end, seconds spent, rows sent and collected.
+
+    The last run, still going (no end yet), counts until ``updated``; an earlier one that never
+    ended (a crash) counts nothing, since when it stopped is not known.
+    """
+    lines = []
+    for i, run in enumerate(runs):
+        end = run.ended_at
+        if end is None and i == len(runs) - 1:
+            end = updated
+        seconds = max((end - run.started_at).total_seconds(), 0.0) if end else 0.0
+        lines.append(
+            {
+                "number": run.number,
+                "started_at": _iso(run.started_at),
+                "ended_at": _iso(run.ended_at),
+                "seconds": round(seconds, 3),
+                "sent": run.sent,
+                "collected": run.collected,
+            }
+        )
+    return lines
+
+
+def _timings(
+    meta: Mapping[str, str], runs: Sequence[RunLine], renders: Sequence[float]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    first = meta.get("started_at") or meta.get("run_started_at")
+    updated = meta.get("updated_at") or meta.get("run_started_at") or first
+    lines = run_lines(runs, _parse(updated))
+    if lines:
+        running: float | None = round(sum(line["seconds"] for line in lines), 3)
+    else:  # a record from before runs were kept: the last invocation is all that is known
+        start, end = _parse(meta.get("run_started_at") or first), _parse(updated)
+        running = (end - start).total_seconds() if start and end else None
+    start_at, end_at = _parse(first), _parse(updated)
+    return {
+        "started_at": first,
+        "updated_at": updated,
+        "last_run_started_at": meta.get("run_started_at") or first,
+        "runs": len(lines),
+        # Time spent running, summed over runs: cron's idle hours between runs do not count.
+        "running_seconds": running,
+        "wall_seconds": running,
+        "elapsed_seconds": (end_at - start_at).total_seconds() if start_at and end_at else None,
+        "render_seconds_median": statistics.median(renders) if renders else None,
+        "render_seconds_p90": percentile(renders, 0.9),
+    }, lines
+
+
+def summarize(
+    records: Sequence[RowRecord],
+    meta: Mapping[str, str],
+    *,
+    runs: Sequence[RunLine] = (),
+    group_by: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The content of summary.json: counts, video seconds, cost, timings, runs, breakdowns.
+
+    ``group_by`` defaults to the columns the run was started with (the record's meta).
+    """
     counts = {status.value: 0 for status in Status}
     by_resolution: dict[str, int] = {}
     estimated = committed = spent = 0.0
@@ -115,13 +251,9 @@ def summarize(records: Sequence[RowRecord], meta: Mapping[str, str]) -> dict[str
             spent += r.cost
             if r.submitted_at and r.finished_at:
                 renders.append((r.finished_at - r.submitted_at).total_seconds())
-    # Wall time is this run's (cron reruns would otherwise count the idle hours between them).
-    started = meta.get("run_started_at") or meta.get("started_at")
-    updated = meta.get("updated_at") or started
-    wall = None
-    if started and updated:
-        wall = (datetime.fromisoformat(updated) - datetime.fromisoformat(started)).total_seconds()
     max_cost = meta.get("max_cost")
+    columns = stored_group_by(meta) if group_by is None else tuple(group_by)
+    timings, lines = _timings(meta, runs, renders)
     return {
         "sheet": meta.get("sheet"),
         "model": meta.get("model"),
@@ -135,13 +267,10 @@ def summarize(records: Sequence[RowRecord], meta: Mapping[str, str]) -> dict[str
             "spent": round(spent, 2),
             "max_cost": float(max_cost) if max_cost else None,
         },
-        "timings": {
-            "started_at": started,
-            "updated_at": updated,
-            "wall_seconds": wall,
-            "render_seconds_median": statistics.median(renders) if renders else None,
-            "render_seconds_p90": percentile(renders, 0.9),
-        },
+        "timings": timings,
+        "runs": lines,
+        "group_by": list(columns),
+        "breakdowns": breakdowns(records, columns),
     }
 
 

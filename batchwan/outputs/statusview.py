@@ -8,7 +8,7 @@ results.xlsx show the same statuses and numbers.
 from __future__ import annotations
 
 import json
-import re
+import sqlite3
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,9 +16,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from batchwan.errors import StateError
+from batchwan.outputs.groups import by_columns, by_model, by_resolution, stored_group_by
 from batchwan.outputs.results import SUMMARY_FILE, percentile, summarize
-from batchwan.store.records import read_meta, read_records
-from batchwan.values import RowRecord, Status
+from batchwan.outputs.statustables import group_lines, runs_lines
+from batchwan.safe_text import clean
+from batchwan.store.records import read_meta, read_records, read_runs
+from batchwan.values import RowRecord, RunLine, Status
 
 #: The order statuses are listed in everywhere: outcomes first, then what is still open.
 STATUS_ORDER: tuple[Status, ...] = (
@@ -81,6 +85,8 @@ class Headline:
     wall_seconds: float | None
     render_median: float | None
     render_p90: float | None
+    runs: int = 0  # invocations of `run` the running time is summed over
+    elapsed_seconds: float | None = None  # from the first start to the last update
 
 
 def render_seconds(records: Iterable[RowRecord]) -> list[float]:
@@ -145,6 +151,8 @@ def headline(records: Sequence[RowRecord], summary: Mapping[str, Any]) -> Headli
         wall_seconds=_optional(timings.get("wall_seconds")),
         render_median=median,
         render_p90=p90,
+        runs=int(_number(timings.get("runs"))),
+        elapsed_seconds=_optional(timings.get("elapsed_seconds")),
     )
 
 
@@ -186,13 +194,11 @@ def format_when(iso: str | None) -> str:
     return when.isoformat(sep=" ")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
-
-
 def one_line(text: str | None, width: int) -> str:
-    """Text from a sheet or the provider made safe for a terminal: control characters (escape
-    sequences, bidi overrides) and line breaks become spaces, and long text is cut with ``...``."""
-    flat = " ".join(_CONTROL.sub(" ", text or "").split())
+    """Text from a sheet or the provider made safe for a terminal: escape sequences, control
+    characters and bidi overrides removed, line breaks become spaces, and long text is cut
+    with ``...``."""
+    flat = " ".join(clean(text or "", keep_newlines=False).split())
     if len(flat) <= width:
         return flat
     cut = flat[: max(width - 3, 0)]
@@ -258,10 +264,11 @@ def _figure_lines(head: Headline) -> list[str]:
         )
         video += f" ({parts})" if parts else ""
     render = f"median {format_duration(head.render_median)}, p90 {format_duration(head.render_p90)}"
+    runs = f" over {head.runs} runs" if head.runs > 1 else ""
     return [
         f"  {'cost':<12}{cost}",
         f"  {'video':<12}{video}",
-        f"  {'wall time':<12}{format_duration(head.wall_seconds)}",
+        f"  {'run time':<12}{format_duration(head.wall_seconds)}{runs}",
         f"  {'render':<12}{render}",
         f"  {'started':<12}{format_when(head.started_at)}",
         f"  {'updated':<12}{format_when(head.updated_at)}",
@@ -303,6 +310,26 @@ def _attention_lines(
     return lines
 
 
+def _breakdown_lines(
+    records: Sequence[RowRecord], summary: Mapping[str, Any], group_by: Sequence[str]
+) -> list[str]:
+    currency = str(_section(summary, "cost").get("currency") or "USD")
+
+    def money(amount: float) -> str:
+        return format_money(amount, currency)
+
+    lines = group_lines("model", by_model(records), money)
+    lines += group_lines("resolution", by_resolution(records), money)
+    if group_by:
+        lines += group_lines(", ".join(group_by), by_columns(records, group_by), money)
+    runs = summary.get("runs")
+    if isinstance(runs, list):
+        lines += runs_lines(
+            [r for r in runs if isinstance(r, Mapping)], format_when, format_duration
+        )
+    return lines
+
+
 def render_status(
     title: str,
     records: Sequence[RowRecord],
@@ -311,9 +338,11 @@ def render_status(
     now: datetime,
     cap: int = ATTENTION_CAP,
     all_rows: bool = False,
+    group_by: Sequence[str] = (),
 ) -> str:
-    """The text of `batchwan status`: counts, money, times, then the rows that need attention
-    (with ``all_rows``: every row, with its video or its error)."""
+    """The text of `batchwan status`: counts, money, times, breakdowns by model, resolution and
+    ``group_by``, the runs, then the rows that need attention (with ``all_rows``: every row,
+    with its video or its error)."""
     head = headline(records, summary)
     lines = [one_line(title, 200), ""]
     count_w = max(5, len(f"{head.rows:,}"))
@@ -323,6 +352,7 @@ def render_status(
     lines.append(f"  {'rows':<12}{head.rows:>{count_w},}")
     lines.append("")
     lines.extend(_figure_lines(head))
+    lines.extend(_breakdown_lines(records, summary, group_by))
     if all_rows:
         lines.extend(_attention_lines(every_row(records), len(records), "Rows", "video or error"))
     else:
@@ -330,9 +360,12 @@ def render_status(
     return "\n".join(lines) + "\n"
 
 
-def load_run(run_dir: Path) -> tuple[list[RowRecord], dict[str, str], dict[str, Any]]:
+def load_run(
+    run_dir: Path, group_by: Sequence[str] | None = None
+) -> tuple[list[RowRecord], dict[str, str], dict[str, Any]]:
     """A run folder's records, metadata and summary (summary.json, else worked out from the
-    records); raises StateError when the folder holds no readable run."""
+    records), its breakdowns by ``group_by`` (default: the run's own); raises StateError when
+    the folder holds no readable run."""
     records = read_records(run_dir)
     meta = read_meta(run_dir)
     summary: dict[str, Any] | None = None
@@ -343,6 +376,18 @@ def load_run(run_dir: Path) -> tuple[list[RowRecord], dict[str, str], dict[str, 
         except (OSError, ValueError):
             loaded = None  # half-written or damaged: work it out again below
         summary = loaded if isinstance(loaded, dict) else None
+    columns = stored_group_by(meta) if group_by is None else tuple(group_by)
     if summary is None:
-        summary = dict(summarize(records, meta))
+        summary = dict(summarize(records, meta, runs=_runs(run_dir), group_by=columns))
+    elif summary.get("group_by") != list(columns) or "breakdowns" not in summary:
+        fresh = summarize(records, meta, runs=_runs(run_dir), group_by=columns)
+        summary.update(group_by=fresh["group_by"], breakdowns=fresh["breakdowns"])
+        summary.setdefault("runs", fresh["runs"])
     return records, meta, summary
+
+
+def _runs(run_dir: Path) -> list[RunLine]:
+    try:
+        return list(read_runs(run_dir))
+    except (StateError, sqlite3.Error):  # a record from before runs were kept
+        return []

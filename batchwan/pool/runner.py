@@ -33,7 +33,7 @@ from batchwan.errors import (
     VideoRefused,
 )
 from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
-from batchwan.provider.base import clean_text
+from batchwan.safe_text import one_line
 from batchwan.store.ledger import Ledger
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
@@ -213,6 +213,13 @@ class Runner:
         queue = deque(
             row for row in self._rows_by_key.values() if entries[row.key].status is Status.PENDING
         )
+        log.info(
+            "run start: %s rows to send, %s tasks to follow; concurrency %s, rate %s/s, "
+            "poll every %s s, wait %s, download %s, max cost %s",
+            len(queue), len(self._followers), self.options.concurrency, self.options.rate,
+            self.options.poll_interval, self.options.wait, self.options.download,
+            self.options.max_cost,
+        )  # fmt: skip
         submitters = [
             asyncio.create_task(self._submit_worker(queue))
             for _ in range(min(self.options.concurrency, len(queue)))
@@ -226,7 +233,9 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*submitters, *self._followers, return_exceptions=True)
         if self._fatal is not None:
+            log.error("run end: the record could not be written: %s", self._fatal)
             raise self._with_unrecorded(self._fatal)
+        log.info("run end: %s", self._stop_message or (self._stop or "every row done or sent"))
         return RunOutcome(self._stop, self._stop_message)
 
     async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
@@ -282,7 +291,7 @@ class Runner:
         except Exception as exc:
             log.error("row %s: unexpected error: %r", entry.key, exc, exc_info=exc)
             await self.ledger.note(
-                entry.key, f"unexpected error while following it: {clean_text(exc)}; run again"
+                entry.key, f"unexpected error while following it: {one_line(exc)}; run again"
             )
 
     # -- submitting ------------------------------------------------------------------------------
@@ -316,13 +325,11 @@ class Runner:
             return True
         if entry.sending:  # the create may have reached the provider
             message = (
-                f"unexpected error after the create was sent: {clean_text(exc)}; the task may exist"
+                f"unexpected error after the create was sent: {one_line(exc)}; the task may exist"
             )
             await self.ledger.create_settled(row.key, Status.UNKNOWN, message)
         else:
-            await self.ledger.create_settled(
-                row.key, Status.PENDING, f"not sent: {clean_text(exc)}"
-            )
+            await self.ledger.create_settled(row.key, Status.PENDING, f"not sent: {one_line(exc)}")
         return False
 
     def _over_budget(self, entry: TaskEntry) -> bool:
@@ -355,10 +362,14 @@ class Runner:
             self._wire_idle.clear()
             try:
                 await self.ledger.begin_create(row.key)
+                log.info("row %s: create sent (try %s)", row.position, attempt + 1)
                 info = await self.client.create(body)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
                 # Said before the commit, which can fail (a full disk): a task id is never lost.
-                log.info("row %s: accepted as task %s", row.position, info.task_id)
+                log.info(
+                    "row %s: accepted as task %s (trace %s)", row.position, info.task_id,
+                    info.trace_id,
+                )  # fmt: skip
                 self._unrecorded[row.key] = f"row {row.position} task {info.task_id}"
                 await self.ledger.create_accepted(row.key, info.task_id)
                 del self._unrecorded[row.key]
@@ -429,7 +440,9 @@ class Runner:
             if exc.retry_after is not None:
                 delay = min(exc.retry_after, self.options.retry_after_cap)
             self._pause.extend(delay)  # one 429 slows every worker, not only this one
-        log.info("%s: %s; trying again in %.1f s", where, exc, delay)
+            log.warning("%s: rate limited; every create paused for %.1f s (trace %s)",
+                        where, delay, exc.trace_id)  # fmt: skip
+        log.info("%s: %s; trying again in %.1f s (trace %s)", where, exc, delay, exc.trace_id)
         return not await self._sleep(delay)
 
     async def _count_unreachable(self, exc: ApiError) -> None:
@@ -501,6 +514,8 @@ class Runner:
                         return
                     continue
                 except AccountError as exc:
+                    log.warning("task %s: poll refused: %s (trace %s)", entry.task_id, exc,
+                                exc.trace_id)  # fmt: skip
                     self.stop(StopReason.ACCOUNT, str(exc))
                     return
                 except ApiError as exc:
@@ -526,6 +541,7 @@ class Runner:
         await self.ledger.task_finished(entry.key, Status.FAILED, error=message)
         self._committed -= entry.cost
         self._emit(RunEvent("finished", message, Status.FAILED))
+        log.warning("task %s: lost: %s (trace %s)", entry.task_id, message, exc.trace_id)
 
     async def _task_ended(self, entry: TaskEntry, info: TaskInfo) -> None:
         row = self._rows_by_key.get(entry.key)
@@ -533,6 +549,7 @@ class Runner:
         if info.state is TaskState.SUCCEEDED and info.videos:
             await self.ledger.task_finished(entry.key, Status.SUCCEEDED, video_url=info.videos[0])
             self._emit(RunEvent("finished", f"{where}: succeeded", Status.SUCCEEDED))
+            log.info("%s: task %s succeeded (trace %s)", where, entry.task_id, info.trace_id)
             if self._download_due(entry):
                 await self._download(entry)
             return
@@ -588,7 +605,10 @@ class Runner:
                 ):
                     continue
                 await self.ledger.note(entry.key, f"video not downloaded: {exc}; run again")
+                log.warning("task %s: video not downloaded: %s (trace %s)", entry.task_id, exc,
+                            getattr(exc, "trace_id", None))  # fmt: skip
                 return
             await self.ledger.note(entry.key, None, video_file=relative)
+            log.info("task %s: downloaded %s (%s bytes)", entry.task_id, relative, size)
             self._emit(RunEvent("downloaded", f"{relative} ({size} bytes)"))
             return

@@ -12,12 +12,12 @@ task ids, provider text, nesting depth of a decoded answer.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from batchwan.errors import ApiError
+from batchwan.safe_text import one_line
 from batchwan.values import TaskInfo
 
 Operation = Literal["create", "get", "download"]
@@ -33,7 +33,6 @@ DEPTH_LIMIT = 32
 # leading dot (so neither "." nor ".." nor a hidden file).
 _TASK_ID = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9._:-]{{0,{TASK_ID_LIMIT - 1}}}")
 # Terminal escape sequences (CSI, OSC) first, then any single control or format character.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?")
 
 
 @dataclass(frozen=True)
@@ -90,12 +89,7 @@ def clean_text(value: object, limit: int = TEXT_LIMIT) -> str:
     A server can put anything in an error detail; printed raw, an escape sequence rewrites the
     user's terminal and a newline forges a log line.
     """
-    text = _ESCAPES.sub("", str(value))
-    text = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text
-    )
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(value, limit)
 
 
 def checked_task_id(value: object) -> str | None:

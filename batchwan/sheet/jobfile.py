@@ -34,6 +34,7 @@ JOB_KEYS: tuple[str, ...] = (
     "poll_interval",
     "max_cost",
     "prices",
+    "group_by",
 )
 
 #: The same bounds as the command line's --concurrency, --rate and --poll-interval: a rate of
@@ -80,9 +81,21 @@ def _job_spec(path: Path, data: dict[Any, Any]) -> JobSpec:
         kwargs["max_cost"] = _number(path, "max_cost", data["max_cost"], least=0)
     if data.get("prices") is not None:
         kwargs["prices"] = _prices(path, data["prices"])
+    if data.get("group_by") is not None:
+        kwargs["group_by"] = _group_by(path, data["group_by"])
     spec = JobSpec(**kwargs)
     log.debug("job file %s: sheet %s", path, spec.sheet)
     return spec
+
+
+def _group_by(path: Path, value: Any) -> tuple[str, ...]:
+    """`group_by:` as `campaign, owner` or a list of column names."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise InputError(
+            f"{path}: `group_by:` must be column names (campaign, owner), got {value!r}"
+        )
+    return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
 
 
 def _text(path: Path, key: str, value: Any) -> str:

@@ -237,7 +237,12 @@ class Ledger:
                     )
                     warnings.append(f"row {row.position}: id: {note}")
             else:
-                note = "; ".join(str(issue.message) for issue in row.issues) or note
+                note = (
+                    "; ".join(  # "image: ..." says which cell to fix, and groups by cause
+                        f"{i.column}: {i.message}" if i.column else i.message for i in row.issues
+                    )
+                    or note
+                )
             if note:
                 self._notes[row.position] = note
             statements.append(
@@ -268,6 +273,11 @@ class Ledger:
         self._write_now(statements)
         self.sheet_rows = list(rows)
         return warnings
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Keep one setting of the run in the record's meta (e.g. its --group-by)."""
+        self.meta[name] = value
+        self._write_now([("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))])
 
     def begin_run(self, options: dict[str, Any]) -> int:
         """Open this invocation's line in the record (never the key in ``options``)."""

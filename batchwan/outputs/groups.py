@@ -1,0 +1,145 @@
+"""Counts, seconds and cost broken down by the sheet's own columns, by model and by resolution.
+
+summary.json, ``status``, the report and results.xlsx all show these same groups.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchwan.errors import InputError
+from batchwan.values import COMMITTED, RowRecord, Status
+
+#: The meta entry of the record that keeps a run's --group-by, so status and report reuse it.
+GROUP_BY_META = "group_by"
+
+
+@dataclass
+class Group:
+    """The rows that share one value (or one combination of values)."""
+
+    key: tuple[str, ...]
+    rows: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in Status})
+    video_seconds: int = 0
+    estimated: float = 0.0
+    committed: float = 0.0
+    spent: float = 0.0
+    renders: list[float] = field(default_factory=list)
+
+    def add(self, r: RowRecord) -> None:
+        """Count one row in."""
+        self.rows += 1
+        self.counts[r.status.value] += 1
+        if r.status in (Status.INVALID, Status.DUPLICATE):
+            return
+        self.video_seconds += r.duration
+        self.estimated += r.cost
+        if r.status in COMMITTED:
+            self.committed += r.cost
+        if r.status is Status.SUCCEEDED:
+            self.spent += r.cost
+            if r.submitted_at and r.finished_at:
+                self.renders.append((r.finished_at - r.submitted_at).total_seconds())
+
+    def as_json(self, names: Sequence[str]) -> dict[str, Any]:
+        """The group as summary.json and ``status --json`` write it."""
+        return {
+            "key": dict(zip(names, self.key, strict=True)),
+            "rows": self.rows,
+            "counts": dict(self.counts),
+            "video_seconds": self.video_seconds,
+            "cost": {
+                "estimated": round(self.estimated, 2),
+                "committed": round(self.committed, 2),
+                "spent": round(self.spent, 2),
+            },
+            "render_seconds_median": statistics.median(self.renders) if self.renders else None,
+        }
+
+
+def _natural(key: tuple[str, ...]) -> tuple[tuple[int, float, str], ...]:
+    """Numbers in numeric order (2 before 10), empty values last, then text."""
+    parts = []
+    for value in key:
+        digits = value.rstrip("pP")  # 480P, 720P, 1080P
+        try:
+            parts.append((0, float(digits), value))
+        except ValueError:
+            parts.append((2 if value == "" else 1, 0.0, value))
+    return tuple(parts)
+
+
+def breakdown(
+    records: Iterable[RowRecord], key_of: Callable[[RowRecord], tuple[str, ...]]
+) -> list[Group]:
+    """The records grouped by ``key_of``, in natural order of the keys."""
+    groups: dict[tuple[str, ...], Group] = {}
+    for r in records:
+        key = key_of(r)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(key)
+        group.add(r)
+    return [groups[k] for k in sorted(groups, key=_natural)]
+
+
+def by_columns(records: Iterable[RowRecord], columns: Sequence[str]) -> list[Group]:
+    """Groups of rows sharing the values of the sheet's own ``columns`` (blank cells: "")."""
+    return breakdown(records, lambda r: tuple(r.extra.get(c, "").strip() for c in columns))
+
+
+def by_model(records: Iterable[RowRecord]) -> list[Group]:
+    """Groups of rows sent to the same model."""
+    return breakdown(records, lambda r: (r.model,))
+
+
+def by_resolution(records: Iterable[RowRecord]) -> list[Group]:
+    """Groups of rows asking for the same resolution."""
+    return breakdown(records, lambda r: (r.resolution,))
+
+
+def breakdowns(records: Sequence[RowRecord], group_by: Sequence[str]) -> dict[str, Any]:
+    """Every breakdown, as summary.json holds it."""
+    columns = list(group_by)
+    return {
+        "by_model": [g.as_json(["model"]) for g in by_model(records)],
+        "by_resolution": [g.as_json(["resolution"]) for g in by_resolution(records)],
+        "by_group": {
+            "columns": columns,
+            "groups": [g.as_json(columns) for g in by_columns(records, columns)] if columns else [],
+        },
+    }
+
+
+def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``campaign,owner`` (or a list of names) as a tuple of column names, blanks dropped."""
+    if text is None:
+        return ()
+    parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
+    return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
+def check_group_by(group_by: Sequence[str], columns: Sequence[str]) -> None:
+    """Refuse a group-by column the sheet does not have, naming the ones it has."""
+    missing = [name for name in group_by if name not in columns]
+    if not missing:
+        return
+    have = ", ".join(columns) if columns else "none"
+    noun = "column" if len(missing) == 1 else "columns"
+    raise InputError(
+        f"--group-by: no {noun} {', '.join(missing)} among the sheet's own columns (it has: {have})"
+    )
+
+
+def stored_group_by(meta: Mapping[str, str]) -> tuple[str, ...]:
+    """The --group-by a run was started with, from the record's meta."""
+    try:
+        value = json.loads(meta.get(GROUP_BY_META) or "[]")
+    except ValueError:
+        return ()
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
