@@ -30,7 +30,14 @@ DTYPES = {
     "attempts": "Int64",
     "submitted_at": "datetime64[ns, UTC]",
     "finished_at": "datetime64[ns, UTC]",
+    "model": "string",
+    "prompt": "string",
+    "image": "string",
+    "resolution": "string",
+    "duration": "Int64",
+    "seed": "Int64",
     "cost": "float64",
+    "line": "Int64",
 }
 
 
