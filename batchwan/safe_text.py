@@ -44,7 +44,7 @@ def has_controls(text: str) -> bool:
 def one_line(text: object, limit: int = 300) -> str:
     """``text`` cleaned for a record or a message: one line, no invisible format characters,
     white space folded, at most ``limit`` characters (a server can put anything in a detail)."""
-    value = clean(text, keep_newlines=False)
+    value = _SEQUENCES.sub("", str(text))
     value = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value
     )
