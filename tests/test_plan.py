@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchwan.errors import InputError
 from batchwan.plan import (
     Plan,
     estimate_minutes,
@@ -129,10 +128,16 @@ def test_prices_from_the_job_file_are_used() -> None:
     assert plan.video_seconds == {"720P": 15}
 
 
-def test_unpriced_resolution_of_a_row_to_send_is_an_input_error() -> None:
-    """A row that would be sent at a resolution with no price stops the plan with InputError."""
-    with pytest.raises(InputError, match="'4K'"):
-        make_plan([row("a", "4K", 5)], {}, prices=DEFAULT_PRICES, concurrency=1, rate=1.0)
+def test_unpriced_resolution_of_a_row_to_send_is_counted_apart_never_as_zero() -> None:
+    """A row that would be sent at a resolution with no price is a plan line that says so."""
+    plan = make_plan(
+        [row("a", "4K", 5), row("b", "480P", 5)], {}, prices=DEFAULT_PRICES, concurrency=1,
+        rate=1.0,
+    )  # fmt: skip
+    assert (plan.unpriced_rows, plan.cost_new) == (1, pytest.approx(0.25))
+    text = format_plan(plan)
+    assert re.search(r"^  wan2.5-i2v-preview 4K\s+5 s  \(price unknown: set it under", text, re.M)
+    assert re.search(r"^  price unknown\s+1 row  \(not counted above\)$", text, re.M)
 
 
 def test_unpriced_resolution_of_an_invalid_row_is_not_priced() -> None:
@@ -262,8 +267,8 @@ def test_format_plan_of_a_first_run_is_exact() -> None:
         "  total                           3\n"
         "\n"
         "video to generate\n"
-        "  480P                          5 s\n"
-        "  1080P                        10 s\n"
+        "  wan2.5-i2v-preview 480P       5 s  ($0.25)\n"
+        "  wan2.5-i2v-preview 1080P     10 s  ($1.50)\n"
         "  total                        15 s\n"
         "\n"
         "cost (estimated, USD)\n"
@@ -287,7 +292,7 @@ def test_format_plan_of_a_rerun_shows_every_fate_and_the_budget() -> None:
         r"  invalid\s+2  \(batchwan validate says why\)",
         r"  duplicate\s+1",
         r"  total\s+12",
-        r"  1080P\s+25 s",
+        r"  wan2.5-i2v-preview 1080P\s+25 s  \(\$3.75\)",
         r"  new\s+\$5.00",
         r"  already committed\s+\$2.25",
         r"  total\s+\$7.25",

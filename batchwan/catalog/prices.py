@@ -76,12 +76,14 @@ def _price(where: str, value: Any) -> float:
 
 
 def parse_prices(
-    value: Mapping[Any, Any], *, where: str = "`prices:`"
+    value: Mapping[Any, Any], *, source: str = ""
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """A job file's ``prices:`` -> (every model's price per tier, each named model's own).
 
-    InputError naming the key when a tier or model is unknown or a price is not a number.
+    InputError naming the key when a tier or model is unknown or a price is not a number;
+    ``source`` (the job file, as ``path: ``) starts each message.
     """
+    where = f"{source}`prices:`"
     by_resolution: dict[str, float] = {}
     by_model: dict[str, dict[str, float]] = {}
     for key, price in value.items():
@@ -97,7 +99,7 @@ def parse_prices(
                         f"{where} {spec.name} has {resolution!r}; "
                         f"{spec.name} renders {', '.join(spec.resolutions)}"
                     )
-                own[tier] = _price(f"{where} {spec.name}: {tier}:", amount)
+                own[tier] = _price(f"{source}`prices: {spec.name}: {tier}:`", amount)
             by_model[spec.name] = own
             continue
         tier = normalise_resolution(key)
@@ -106,5 +108,5 @@ def parse_prices(
                 f"{where} has {key!r}; use {', '.join(TIERS)} (every model) "
                 "or a model name with its own resolutions"
             )
-        by_resolution[tier] = _price(f"{where} {tier}:", price)
+        by_resolution[tier] = _price(f"{source}`prices: {tier}:`", price)
     return by_resolution, by_model

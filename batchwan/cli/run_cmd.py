@@ -197,15 +197,18 @@ def _run_locked(
     resubmit_unknown: bool,
     retry_failed: bool,
 ) -> int:
+    from batchwan.plan import hold_unpriced, price_book
+
+    rows, sendable = hold_unpriced(rows, price_book(spec), spec.max_cost)
     ledger, warnings = open_ledger(
-        run_dir, spec.sheet, rows, extra_columns, spec.prices, model=spec.model,
+        run_dir, spec.sheet, rows, extra_columns, price_book(spec), model=spec.model,
         resubmit_unknown=resubmit_unknown, retry_failed=retry_failed, max_cost=spec.max_cost,
     )  # fmt: skip
     try:
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
         # results.csv and summary.json are final already: `execute` writes them as it ends.
-        outcome = asyncio.run(_main(ledger, rows, options, endpoint, simulate, quiet))
+        outcome = asyncio.run(_main(ledger, sendable, options, endpoint, simulate, quiet))
         try:
             _extras(run_dir, ledger, xlsx)
         except Exception as exc:  # the report is derived: its failure must not hide the run's
@@ -344,7 +347,7 @@ def _dry_run(
     resubmit_unknown: bool,
 ) -> None:
     """Print the plan and exit: 0 when every row is valid, 1 otherwise."""
-    from batchwan.plan import format_plan, make_plan
+    from batchwan.plan import format_plan, make_plan, price_book
     from batchwan.store.records import read_records
 
     existing: dict[str, Status] = {}
@@ -355,7 +358,7 @@ def _dry_run(
             if record.status in COMMITTED:
                 committed += record.cost
     plan = make_plan(
-        rows, existing, prices=spec.prices, concurrency=spec.concurrency, rate=spec.rate,
+        rows, existing, prices=price_book(spec), concurrency=spec.concurrency, rate=spec.rate,
         max_cost=spec.max_cost, committed=committed, retry_failed=retry_failed,
         resubmit_unknown=resubmit_unknown,
     )  # fmt: skip

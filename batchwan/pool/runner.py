@@ -41,12 +41,12 @@ VIDEOS_DIR = "videos"
 class ApiClient(Protocol):
     """What the runner needs of the provider's client."""
 
-    async def create(self, body: dict[str, Any]) -> TaskInfo:
-        """Send one create request."""
+    async def create(self, body: dict[str, Any], *, model: str | None = None) -> TaskInfo:
+        """Send one create request (to ``model``'s path; None: the client's own model)."""
         ...
 
-    async def get(self, task_id: str) -> TaskInfo:
-        """Look up one task."""
+    async def get(self, task_id: str, *, model: str | None = None) -> TaskInfo:
+        """Look up one task of ``model`` (None: the client's own model)."""
         ...
 
     async def download(self, url: str, dest: Path) -> int:
@@ -292,7 +292,7 @@ class Runner:
             self._wire_idle.clear()
             try:
                 await self.ledger.begin_create(row.key)
-                info = await self.client.create(body)
+                info = await self.client.create(body, model=row.model or None)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
                 await self.ledger.create_accepted(row.key, info.task_id)
             except ApiError as exc:
@@ -425,7 +425,7 @@ class Runner:
                     return
                 try:
                     async with self._polls:
-                        info = await self.client.get(entry.task_id or "")
+                        info = await self.client.get(entry.task_id or "", model=entry.model or None)
                 except TaskNotFound as exc:
                     not_found += 1
                     if not_found >= self.options.not_found_limit:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from batchwan import __version__
+from batchwan.catalog.registry import find_model
 from batchwan.errors import (
     AccountError,
     ApiError,
@@ -76,6 +77,14 @@ def open_session(*, limit: int = 32, limit_per_host: int = 16) -> aiohttp.Client
     )
 
 
+def generation_path(model: str) -> str:
+    """A model's create path: the catalog's for a registered model, else Alibaba's pattern."""
+    if not model or "/" in model:
+        raise InputError(f"model name {model!r} is not usable in a URL path")
+    spec = find_model(model)
+    return spec.path if spec is not None else f"/vendors/alibaba/v1/{model}/generation"
+
+
 class Client:
     """One provider API endpoint set, over one aiohttp session for the whole run."""
 
@@ -100,7 +109,7 @@ class Client:
         self._api_key = api_key or None
         self._model = model
         self._timeout = timeout
-        self._generation_path = f"/vendors/alibaba/v1/{model}/generation"
+        self._generation_path = generation_path(model)
         # No total deadline: it cannot tell "never connected" from "sent, then waited".
         self._api_timeout = aiohttp.ClientTimeout(
             total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
@@ -120,15 +129,20 @@ class Client:
         """The model whose endpoints this client calls."""
         return self._model
 
-    async def create(self, body: Mapping[str, Any]) -> TaskInfo:
-        """Submit one generation; the answer's task id must be recorded at once."""
-        return await self._call_api("create", "POST", self._generation_path, dict(body), None)
+    def _path(self, model: str | None) -> str:
+        return self._generation_path if model in (None, self._model) else generation_path(model)
 
-    async def get(self, task_id: str) -> TaskInfo:
-        """Look up one task's state, videos and error."""
+    async def create(self, body: Mapping[str, Any], *, model: str | None = None) -> TaskInfo:
+        """Submit one generation (to ``model``'s path, default the client's); the answer's task
+        id must be recorded at once."""
+        path = self._path(model)
+        return await self._call_api("create", "POST", path, dict(body), None)
+
+    async def get(self, task_id: str, *, model: str | None = None) -> TaskInfo:
+        """Look up one task's state, videos and error (of ``model``, default the client's)."""
         if not task_id or "/" in task_id:
             raise ValueError(f"not a task id: {task_id!r}")
-        path = f"{self._generation_path}/{task_id}"
+        path = f"{self._path(model)}/{task_id}"
         return await self._call_api("get", "GET", path, None, task_id)
 
     async def download(self, url: str, dest: Path) -> int:
