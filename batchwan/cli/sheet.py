@@ -28,7 +28,7 @@ def checked_sheet(
     sheet = read_sheet(spec.sheet)
     fix_dir = run_dir / "fixed-images" if run_dir is not None else None
     rows = check_rows(sheet, spec, image_root=image_root, fix_dir=fix_dir)
-    sent = {spec.columns.get(name, name) for name in (*API_FIELDS, "id")}
+    sent = {spec.columns.get(name, name) for name in (*API_FIELDS, "id", "model")}
     return rows, [column for column in sheet.columns if column not in sent]
 
 
