@@ -165,7 +165,10 @@ def test_an_unregistered_job_model_stops_before_anything(tmp_path: Path, where: 
     assert "--model / model: unknown model 'wan2.6-i2vv'; the models are: wan2.6-i2v," in (
         result.output
     )
-    assert invoke(["validate", *args[1:2], *args[2:4]]).exit_code == 2
+    if where == "job file":  # validate has no --model; it reads the job file's
+        checked = invoke(["validate", str(source)])
+        assert checked.exit_code == 2
+        assert "--model / model: unknown model 'wan2.6-i2vv'" in checked.output
 
 
 def test_unknown_prices_are_said_and_held_under_a_ceiling(tmp_path: Path) -> None:
@@ -309,3 +312,27 @@ async def test_paths_of_no_model_answer_404_and_tasks_live_at_their_model() -> N
 def test_tiny_mp4_lasts_the_seconds_asked(seconds: int) -> None:
     """The simulator's clips last the duration asked, as mutagen reads them."""
     assert MP4(io.BytesIO(tiny_mp4("x", seconds=seconds))).info.length == seconds
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_storyboard_jobs_draft_on_flash_and_finish_on_wan26(tmp_path: Path) -> None:
+    """jobs/storyboard-*.yaml: four shots drafted on flash ($0.30 by hand: 4 x 5 s x $0.015)
+    and finished on wan2.6-i2v ($6.00: 4 x 10 s x $0.15), each at its model's path."""
+    draft, final = (REPO / "jobs" / f"storyboard-{step}.yaml" for step in ("draft", "final"))
+    for source, cost in ((draft, "$0.30"), (final, "$6.00")):
+        dry = invoke(["run", str(source), "--dry-run", "--out", str(tmp_path / "dry")])
+        assert dry.exit_code == 0, dry.output
+        assert re.search(rf"^  new\s+\{cost}$", dry.output, re.MULTILINE), dry.output
+    with serve_in_thread(SimConfig(seed=9, **INSTANT)) as sim:
+        for source, out in ((draft, tmp_path / "draft"), (final, tmp_path / "final")):
+            result = invoke(["run", str(source), *fast_options(sim.base_url, out)])
+            assert result.exit_code == 0, result.output
+        stats = sim.sim.stats()
+        seconds = sorted(t["seconds"] for t in sim.sim.tasks())
+    assert stats["creates_by_path"] == {
+        "/vendors/alibaba/v1/wan2.2-i2v-flash/generation": 4,
+        "/vendors/alibaba/v1/wan2.6-i2v/generation": 4,
+    }
+    assert seconds == [5] * 4 + [10] * 4
