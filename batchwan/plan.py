@@ -175,6 +175,17 @@ def unpriced_note(row: CheckedRow) -> str:
     )
 
 
+def unpriced(rows: Sequence[CheckedRow], prices: PriceBook | Mapping[str, float]) -> list[str]:
+    """``model at resolution`` for each price the valid rows need and nobody knows, sorted."""
+    return sorted(
+        {
+            f"{row.model} at {row.resolution}"
+            for row in rows
+            if row.status is Status.PENDING and row_cost(row, prices) is None
+        }
+    )
+
+
 def hold_unpriced(
     rows: Sequence[CheckedRow], prices: PriceBook | Mapping[str, float], max_cost: float | None
 ) -> tuple[list[CheckedRow], list[CheckedRow]]:

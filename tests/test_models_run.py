@@ -202,6 +202,19 @@ def test_unknown_prices_are_said_and_held_under_a_ceiling(tmp_path: Path) -> Non
     )
 
 
+def test_unknown_prices_without_a_ceiling_are_sent_with_a_warning(tmp_path: Path) -> None:
+    """Without --max-cost, rows of unknown price are sent, and the run says their cost is not
+    known rather than keeping quiet about a $0.00."""
+    sheet = mixed_sheet(tmp_path, [("wan2.2-i2v-flash", {"resolution": "480P"}, 1, 0.0)])
+    with serve_in_thread(SimConfig(seed=4, **INSTANT)) as sim:
+        result = invoke(["run", str(sheet), *fast_options(sim.base_url, tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: no known price for wan2.2-i2v-flash at 480P; those rows are sent and their "
+        "cost shows as $0.00 (give it under `prices:` in the job file)" in result.output
+    )
+
+
 def test_local_frames_are_encoded_once_each_and_confined(tmp_path: Path) -> None:
     """Four kf2v rows on one pair of local frames: each file is read and encoded once; a last
     frame outside the sheet's folder is refused like a first frame."""

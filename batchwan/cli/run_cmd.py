@@ -197,9 +197,15 @@ def _run_locked(
     resubmit_unknown: bool,
     retry_failed: bool,
 ) -> int:
-    from batchwan.plan import hold_unpriced, price_book
+    from batchwan.plan import hold_unpriced, price_book, unpriced
 
     rows, sendable = hold_unpriced(rows, price_book(spec), spec.max_cost)
+    if spec.max_cost is None and (missing := unpriced(rows, price_book(spec))):
+        click.echo(
+            f"warning: no known price for {', '.join(missing)}; those rows are sent and their "
+            "cost shows as $0.00 (give it under `prices:` in the job file)",
+            err=True,
+        )
     ledger, warnings = open_ledger(
         run_dir, spec.sheet, rows, extra_columns, price_book(spec), model=spec.model,
         resubmit_unknown=resubmit_unknown, retry_failed=retry_failed, max_cost=spec.max_cost,
