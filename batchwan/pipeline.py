@@ -15,8 +15,8 @@ from pathlib import Path
 from batchwan.catalog.prices import PriceBook
 from batchwan.checks.validation import build_body
 from batchwan.outputs.results import summarize, write_results_csv, write_summary
-from batchwan.plan import row_cost
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
+from batchwan.pricing import row_cost
 from batchwan.provider.client import Client, open_session
 from batchwan.store.ledger import Ledger
 from batchwan.store.records import Snapshot

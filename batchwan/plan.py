@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from batchwan.catalog.prices import PriceBook, normalise_resolution
 from batchwan.catalog.registry import find_model
-from batchwan.values import CheckedRow, JobSpec, Status
+from batchwan.pricing import book_of, row_cost
+from batchwan.values import CheckedRow, Status
 
 #: The provider's typical render time for a clip of RENDER_CLIP_SECONDS, in minutes (API README:
 #: 1 to 5 minutes for a 5 s clip).
@@ -152,58 +152,6 @@ def _over_budget(costs: Sequence[float | None], committed: float, max_cost: floa
     return 0
 
 
-def price_book(spec: JobSpec) -> PriceBook:
-    """The prices of a job: the registry's, under its `prices:`."""
-    return PriceBook(spec.prices, spec.model_prices)
-
-
-def _book(prices: PriceBook | Mapping[str, float]) -> PriceBook:
-    return prices if isinstance(prices, PriceBook) else PriceBook(by_resolution=prices)
-
-
-def row_cost(row: CheckedRow, prices: PriceBook | Mapping[str, float]) -> float | None:
-    """Estimated USD of one row at its model's price, None when the price is unknown."""
-    return _book(prices).cost(row.model, row.resolution, row.duration)
-
-
-def unpriced_note(row: CheckedRow) -> str:
-    """Why a row of unknown price is not sent under --max-cost, and what to do."""
-    return (
-        f"not sent: no known price for {row.model} at {row.resolution} and --max-cost is set; "
-        f"give one under `prices:` in the job file (e.g. `{row.model}: "
-        f"{{{row.resolution}: 0.10}}`)"
-    )
-
-
-def unpriced(rows: Sequence[CheckedRow], prices: PriceBook | Mapping[str, float]) -> list[str]:
-    """``model at resolution`` for each price the valid rows need and nobody knows, sorted."""
-    return sorted(
-        {
-            f"{row.model} at {row.resolution}"
-            for row in rows
-            if row.status is Status.PENDING and row_cost(row, prices) is None
-        }
-    )
-
-
-def hold_unpriced(
-    rows: Sequence[CheckedRow], prices: PriceBook | Mapping[str, float], max_cost: float | None
-) -> tuple[list[CheckedRow], list[CheckedRow]]:
-    """(every row, the rows to send): under a ceiling, a valid row of unknown price stays
-    pending with the reason as a note, rather than being counted as free."""
-    if max_cost is None:
-        return list(rows), list(rows)
-    recorded: list[CheckedRow] = []
-    sendable: list[CheckedRow] = []
-    for row in rows:
-        if row.status is Status.PENDING and row_cost(row, prices) is None:
-            row = dataclasses.replace(row, notes=(*row.notes, unpriced_note(row)))
-        else:
-            sendable.append(row)
-        recorded.append(row)
-    return recorded, sendable
-
-
 def make_plan(
     rows: Sequence[CheckedRow],
     existing: Mapping[str, Status],
@@ -235,7 +183,7 @@ def make_plan(
     new_durations: list[int] = []
     in_flight_durations: list[int] = []
     by_line: dict[tuple[str, str], list[CheckedRow]] = {}
-    book = _book(prices)
+    book = book_of(prices)
     for row in rows:
         bucket = _bucket(row, existing.get(row.key), retry=retry)
         counts[bucket] += 1

@@ -197,7 +197,7 @@ def _run_locked(
     resubmit_unknown: bool,
     retry_failed: bool,
 ) -> int:
-    from batchwan.plan import hold_unpriced, price_book, unpriced
+    from batchwan.pricing import hold_unpriced, price_book, unpriced
 
     rows, sendable = hold_unpriced(rows, price_book(spec), spec.max_cost)
     if spec.max_cost is None and (missing := unpriced(rows, price_book(spec))):
@@ -353,7 +353,8 @@ def _dry_run(
     resubmit_unknown: bool,
 ) -> None:
     """Print the plan and exit: 0 when every row is valid, 1 otherwise."""
-    from batchwan.plan import format_plan, make_plan, price_book
+    from batchwan.plan import format_plan, make_plan
+    from batchwan.pricing import price_book
     from batchwan.store.records import read_records
 
     existing: dict[str, Status] = {}
