@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from batchwan.catalog.registry import get_model
+from batchwan.catalog.registry import get_model, model_names
+from batchwan.catalog.spec import ALL_FIELDS, SIZE_TIERS
 from batchwan.checks.validation import build_body, check_rows
 from batchwan.sheet.loader import read_sheet
 from batchwan.sim.rules import check_create_body
@@ -388,3 +391,39 @@ def test_default_model_rows_keep_their_keys(tmp_path: Path) -> None:
     request = {"prompt": "a", "image": URL, "duration": 10}
     blob = json.dumps(request, sort_keys=True, separators=(",", ":")).encode("ascii")
     assert row.key == hashlib.sha256(blob).hexdigest()[:16]
+
+
+# -- validation and the simulator agree ------------------------------------------------------------
+
+
+_VALUES = st.sampled_from(
+    [
+        "", "5", "10", "15", "7", "480P", "720p", "1080P", "4K", "true", "false", "no", "single",
+        "multi", "solaron", "0", "2147483647", "2147483648", URL, "https://x.org/a.mp3",
+        *[size for sizes in SIZE_TIERS.values() for size in sizes[:2]], "1280x720", "p" * 801,
+    ]
+) | st.text(max_size=12)  # fmt: skip
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    model=st.sampled_from(model_names()),
+    cells=st.dictionaries(st.sampled_from(ALL_FIELDS), _VALUES, max_size=6),
+)
+def test_every_row_validation_passes_the_simulator_takes(
+    tmp_path: Path, model: str, cells: dict[str, str]
+) -> None:
+    """Whatever the cells, a row that validation passes is a body its model's path accepts (the
+    simulator checks independently), and every refusal names a column."""
+    row = {"model": model, "prompt": "a kite", **cells}
+    if "image" in cells and cells["image"] not in ("", URL):
+        row["image"] = URL  # local files are tested elsewhere; here, any text but a path
+    if "last_frame" in cells and cells["last_frame"] not in ("", URL):
+        row["last_frame"] = LAST
+    checked_row = checked(tmp_path, [row])[0]
+    if checked_row.status is Status.PENDING:
+        assert check_create_body(build_body(checked_row), get_model(model)) is None
+    else:
+        assert all(issue.column for issue in checked_row.issues)

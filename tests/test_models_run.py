@@ -20,6 +20,7 @@ from batchwan.checks.validation import build_body, check_rows
 from batchwan.sheet.loader import read_sheet
 from batchwan.sim.mp4 import tiny_mp4
 from batchwan.sim.simulator import SimConfig, serve, serve_in_thread
+from batchwan.store.records import read_records
 from batchwan.values import JobSpec, Status
 from tests.runhelpers import KEY, fast_options, invoke, read_results
 
@@ -122,6 +123,10 @@ def test_a_mixed_sheet_of_six_models_runs_each_row_at_its_model(tmp_path: Path) 
     assert stats["rejected_400"] == 0
     assert stats["creates_by_path"] == CREATES_BY_PATH
     assert Counter(t["model"] for t in tasks) == Counter(
+        {path.split("/")[4]: n for path, n in CREATES_BY_PATH.items()}
+    )
+    records = read_records(out)
+    assert Counter(r.model for r in records) == Counter(
         {path.split("/")[4]: n for path, n in CREATES_BY_PATH.items()}
     )
     rows = read_results(out)
