@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from batchwan.catalog.registry import get_model, model_names
 from batchwan.catalog.spec import ALL_FIELDS, SIZE_TIERS
 from batchwan.checks.validation import build_body, check_rows
+from batchwan.errors import InputError
 from batchwan.sheet.loader import read_sheet
 from batchwan.sim.rules import check_create_body
 from batchwan.values import CheckedRow, JobSpec, Status
@@ -427,3 +428,13 @@ def test_every_row_validation_passes_the_simulator_takes(
         assert check_create_body(build_body(checked_row), get_model(model)) is None
     else:
         assert all(issue.column for issue in checked_row.issues)
+
+
+def test_the_model_column_can_be_mapped_and_a_near_miss_is_refused(tmp_path: Path) -> None:
+    """`columns: {model: Engine}` reads the model from Engine; a header `Model` is refused rather
+    than carried as the user's own column and never used."""
+    rows = [{"Engine": "wan2.6-t2v", "prompt": "a", "duration": "15"}]
+    (row,) = checked(tmp_path, rows, columns={"model": "Engine"})
+    assert (row.model, row.status, row.extra) == ("wan2.6-t2v", Status.PENDING, {})
+    with pytest.raises(InputError, match="column 'Model' is not read as the API field 'model'"):
+        checked(tmp_path, [{"Model": "wan2.6-t2v", "prompt": "a"}])

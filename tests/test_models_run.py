@@ -20,7 +20,7 @@ from batchwan.checks.validation import build_body, check_rows
 from batchwan.sheet.loader import read_sheet
 from batchwan.sim.mp4 import tiny_mp4
 from batchwan.sim.simulator import SimConfig, serve, serve_in_thread
-from batchwan.store.records import read_records
+from batchwan.store.records import read_records, request_as_sent
 from batchwan.values import JobSpec, Status
 from tests.runhelpers import KEY, fast_options, invoke, read_results
 
@@ -239,6 +239,8 @@ def test_local_frames_are_encoded_once_each_and_confined(tmp_path: Path) -> None
     assert bodies[0]["image"].startswith("data:image/png;base64,")
     assert bodies[0]["last_frame"] != bodies[0]["image"]
     assert all(b["image"] is bodies[0]["image"] for b in bodies)
+    labelled = request_as_sent(rows[0])  # what the record keeps: paths, never base64
+    assert labelled["last_frame"] == str((folder / "frames" / "last.png").resolve())
 
 
 def test_fix_images_mends_a_last_frame(tmp_path: Path) -> None:
