@@ -217,10 +217,10 @@ def _plan_lines(
     for (model, resolution), group in by_line.items():
         costs = [book.cost(model, resolution, row.duration) for row in group]
         known = [c for c in costs if c is not None]
-        sizes = sorted({str(row.request.get("size") or "") for row in group} - {""})
         spec = find_model(model)
-        if spec is not None and spec.uses_size and not sizes and spec.default_size:
-            sizes = [spec.default_size]
+        default = spec.default_size if spec is not None else None
+        # A text model's rows are shown with the sizes they are sent at, defaults included.
+        sizes = sorted({str(row.request.get("size") or default or "") for row in group} - {""})
         lines.append(
             PlanLine(
                 model, resolution, len(group), sum(row.duration for row in group),

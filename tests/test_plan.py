@@ -329,3 +329,29 @@ def test_format_plan_says_when_the_ceiling_is_already_exceeded() -> None:
         text,
         re.MULTILINE,
     )
+
+
+def text_row(key: str, model: str, **request: object) -> CheckedRow:
+    """A valid row of a text model."""
+    return CheckedRow(
+        position=0, key=key, row_id=key, status=Status.PENDING,
+        request={"prompt": "p", **request}, image_path=None, content_hash=key, model=model,
+    )  # fmt: skip
+
+
+def test_plan_lines_by_model_and_resolution_show_the_sizes_sent() -> None:
+    """New rows are counted per model and tier; a text model's line names its sizes, defaults
+    included, and is priced at the model's own price."""
+    rows = [
+        text_row("a", "wan2.2-t2v-plus", size="832*480"),
+        text_row("b", "wan2.2-t2v-plus"),  # default 1920*1080
+        text_row("c", "wan2.2-t2v-plus", size="1440*1440"),
+        text_row("d", "wan2.6-t2v", duration=15),
+    ]
+    plan = make_plan(rows, {}, prices={}, concurrency=1, rate=1.0)
+    assert [(line.label, line.rows, line.seconds, line.cost) for line in plan.lines] == [
+        ("wan2.2-t2v-plus 480P (size 832*480)", 1, 5, pytest.approx(0.10)),
+        ("wan2.2-t2v-plus 1080P (size 1440*1440, 1920*1080)", 2, 10, pytest.approx(1.00)),
+        ("wan2.6-t2v 720P (size 1280*720)", 1, 15, pytest.approx(1.50)),
+    ]
+    assert plan.cost_new == pytest.approx(2.60)
