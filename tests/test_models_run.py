@@ -356,3 +356,20 @@ def test_the_storyboard_jobs_draft_on_flash_and_finish_on_wan26(tmp_path: Path) 
         "/vendors/alibaba/v1/wan2.6-i2v/generation": 4,
     }
     assert seconds == [5] * 4 + [10] * 4
+
+
+def test_a_duration_that_is_not_a_number_is_an_invalid_row_not_a_crash(tmp_path: Path) -> None:
+    """`five` or `5.5` in duration: those rows are invalid, the run goes on for the others."""
+    sheet = tmp_path / "d.csv"
+    sheet.write_text(
+        "prompt,image,duration\na,https://x.org/a.jpg,five\nb,https://x.org/b.jpg,5.5\n"
+        "c,https://x.org/c.jpg,5\n",
+        encoding="utf-8",
+    )
+    with serve_in_thread(SimConfig(seed=3, **INSTANT)) as sim:
+        result = invoke(["run", str(sheet), *fast_options(sim.base_url, tmp_path / "run")])
+    assert result.exit_code == 1
+    assert "row 1: duration: wan2.5-i2v-preview takes 5 or 10, got five" in result.output
+    assert [r["status"] for r in read_results(tmp_path / "run")] == [
+        "invalid", "invalid", "succeeded",
+    ]  # fmt: skip

@@ -61,7 +61,11 @@ def resolution_of(model: str, request: Mapping[str, Any]) -> str:
 
 
 def duration_of(model: str, request: Mapping[str, Any]) -> int:
-    """Seconds of video a request asks for: its own, or the model's default."""
-    if "duration" in request:
-        return int(request["duration"])
+    """Seconds of video a request asks for: its own, or the model's default.
+
+    An invalid row keeps the cell's text (``five``); it is never sent, and counts as the default.
+    """
+    value = request.get("duration")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     return (find_model(model) or REGISTRY[DEFAULT_MODEL]).default_duration
