@@ -89,7 +89,6 @@ class CheckedRow:
     own_id: bool = False  # row_id is the sheet's id, not a key derived from the content
     model: str = DEFAULT_MODEL  # the Wan model this row is sent to
     line: int | None = None  # the row's number as the spreadsheet program shows it
-
     last_frame_path: Path | None = None  # a local last frame, like image_path
 
     @property
