@@ -632,6 +632,18 @@ async def test_check_urls(
     assert rows[0].status is (Status.PENDING if not messages else Status.INVALID)
 
 
+async def test_check_urls_checks_a_last_frame_like_the_first(
+    tmp_path: Path, server: tuple[str, dict[str, int]]
+) -> None:
+    """--check-urls fetches a remote last frame and applies the image rules to it."""
+    base, _hits = server
+    cells = {"model": "wan2.1-kf2v-plus", "prompt": "a", "image": f"{base}/good.png"}
+    rows = await check_urls(check(tmp_path, [{**cells, "last_frame": f"{base}/small.png"}]))
+    assert [describe(i) for i in rows[0].issues] == [
+        "row 1: last_frame: 100x100 px; each side must be 360-2000 px (resize it)"
+    ]
+
+
 async def test_check_urls_fetches_each_url_once(
     tmp_path: Path, server: tuple[str, dict[str, int]]
 ) -> None:
