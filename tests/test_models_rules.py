@@ -438,3 +438,18 @@ def test_the_model_column_can_be_mapped_and_a_near_miss_is_refused(tmp_path: Pat
     assert (row.model, row.status, row.extra) == ("wan2.6-t2v", Status.PENDING, {})
     with pytest.raises(InputError, match="column 'Model' is not read as the API field 'model'"):
         checked(tmp_path, [{"Model": "wan2.6-t2v", "prompt": "a"}])
+
+
+def test_a_default_a_model_cannot_take_says_where_it_came_from(tmp_path: Path) -> None:
+    """`defaults: resolution: 720P` over a model without 720P: the row is refused, and the
+    message says the value came from the defaults."""
+    rows = [base(BY_NAME["wan2.2-i2v-plus"]), base(BY_NAME["wan2.2-t2v-plus"])]
+    plus, text = checked(tmp_path, rows, defaults={"resolution": "720P"})
+    assert problems(plus) == [
+        "row 1: resolution: wan2.2-i2v-plus takes 480P or 1080P, got 720P (from the defaults; "
+        "set this row's own cell)"
+    ]
+    assert problems(text) == [
+        "row 2: resolution: wan2.2-t2v-plus takes 480P or 1080P, got 720P (from the defaults; "
+        "set this row's own cell)"
+    ]

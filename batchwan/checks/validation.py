@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 _WHERE_IMAGE = "give an http(s) URL, a data: URI, or a path to a file beside the sheet"
 _IMAGE_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8\xff", "jpeg"), (b"BM", "bmp"))
 _FRAMES = ("image", "last_frame")
+_FROM_DEFAULTS = " (from the defaults; set this row's own cell)"
 #: Columns read for the row itself rather than sent as they are.
 ROW_COLUMNS = ("id", "model")
 
@@ -185,7 +186,7 @@ class _RowChecker:
 
     def _fields(self, cells: dict[str, str], spec: ModelSpec, draft: _Draft) -> None:
         rules = field_rules(spec)
-        resolution_text = ""
+        resolution_text, resolution_default = "", False
         for name in API_FIELDS:
             column = self._column(name)
             text = self._cell(cells, name)
@@ -197,7 +198,8 @@ class _RowChecker:
                     draft.problem(column, missing)
                 continue
             if name == "resolution" and spec.uses_size:
-                resolution_text = text  # a tier on a text model: settled once size is known
+                # A tier on a text model: settled once its size is known.
+                resolution_text, resolution_default = text, from_default
                 continue
             if name not in spec.fields:
                 if from_default:
@@ -212,11 +214,11 @@ class _RowChecker:
             value, problem = rules[name](text)
             draft.request[name] = text if problem else value
             if problem:
-                draft.problem(column, problem)
-            elif str(value) in spec.doubtful:
-                draft.notes.append(f"{name}: {spec.doubtful[str(value)]}")
+                draft.problem(column, problem + (_FROM_DEFAULTS if from_default else ""))
+            elif name == "resolution" and value in spec.doubtful:
+                draft.notes.append(f"{name}: {spec.doubtful[value]}")
         if resolution_text:
-            self._tier_as_size(spec, resolution_text, draft)
+            self._tier_as_size(spec, resolution_text, draft, resolution_default)
         if (
             draft.request.get("shot_type") == "multi"
             and draft.request.get("prompt_extend") is False
@@ -226,12 +228,12 @@ class _RowChecker:
                 "multi needs prompt_extend; set prompt_extend to true or shot_type to single",
             )
 
-    def _tier_as_size(self, spec: ModelSpec, text: str, draft: _Draft) -> None:
+    def _tier_as_size(self, spec: ModelSpec, text: str, draft: _Draft, from_default: bool) -> None:
         """A text model given `720P`: that tier's landscape size, said as a note."""
         column = self._column("resolution")
         size, problem = size_for_resolution(spec, text)
         if problem:
-            draft.problem(column, problem)
+            draft.problem(column, problem + (_FROM_DEFAULTS if from_default else ""))
             return
         given = draft.request.get("size")
         if given is None:
