@@ -152,17 +152,20 @@ def test_bad_price_tables_say_which_key(prices: dict[str, object], message: str)
 
 # -- no API limit outside the catalog ------------------------------------------------------------
 
-#: Numbers that mean an API limit wherever they appear (a product such as 10 * 1024 * 1024 too).
-LIMIT_NUMBERS = {360, 2147483647, 10_000_000, 15_000_000, 10 * 1024 * 1024, 15 * 1024 * 1024}
+#: Numbers that mean an API limit wherever they appear.
+LIMIT_NUMBERS = {360, 2147483647}
 _SIZES = re.compile(r"prompt|negative|side|seed|image|frame|\bpx\b", re.IGNORECASE)
-#: Numbers that mean an API limit when their line speaks of what the API limits: 500 is also an
-#: HTTP status, 2000 a count of rows sampled, 5 and 10 many a timeout.
+_MEDIA = re.compile(r"image|frame|audio", re.IGNORECASE)
+#: Numbers (or products such as 10 * 1024 * 1024) that mean an API limit when their line speaks
+#: of what the API limits: 500 is also an HTTP status, 2000 a count of rows sampled, 5 and 10
+#: many a timeout, 10 MiB a cap on an error body.
 CONTEXT_NUMBERS = {
     500: _SIZES,
     800: _SIZES,
     2000: _SIZES,
     **dict.fromkeys((5, 10, 15), re.compile(r"\bduration", re.IGNORECASE)),
     **dict.fromkeys((3, 30), re.compile(r"\baudio", re.IGNORECASE)),
+    **dict.fromkeys((10_000_000, 15_000_000, 10 * 1024 * 1024, 15 * 1024 * 1024), _MEDIA),
 }
 #: Text in code (not docstrings) that spells out a limit or a model's choice.
 LIMIT_TEXT = re.compile(
@@ -205,7 +208,7 @@ def limit_literals(source: str) -> list[tuple[int, str]]:
         if isinstance(value, str) and LIMIT_TEXT.search(value):
             found.append((node.lineno, repr(value)))
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            words = CONTEXT_NUMBERS.get(value) if isinstance(node, ast.Constant) else None
+            words = CONTEXT_NUMBERS.get(value)
             if value in LIMIT_NUMBERS or (words and words.search(lines[node.lineno - 1])):
                 found.append((node.lineno, repr(value)))
     return found
@@ -220,7 +223,8 @@ def limit_literals(source: str) -> list[tuple[int, str]]:
         ("DURATIONS = (5, 10)\n", 2),
         ("MAX_IMAGE_BYTES = 10 * 1024 * 1024\n", 1),
         ("seconds = audio_length(3, 30)\n", 2),
-        ("limit = 10_000_000\n", 1),
+        ("image_limit = 10_000_000\n", 1),
+        ("MAX_ERROR_BODY = 10 * 1024 * 1024\n", 0),
         ("x = f'must be 5 or 10, got {d}'\n", 1),
         ("r = request.get('resolution', '720P')\n", 1),
         ("size = '1280*720'\n", 1),
