@@ -152,8 +152,8 @@ def test_bad_price_tables_say_which_key(prices: dict[str, object], message: str)
 
 # -- no API limit outside the catalog ------------------------------------------------------------
 
-#: Numbers that mean an API limit wherever they appear.
-LIMIT_NUMBERS = {360, 2147483647}
+#: Numbers that mean an API limit wherever they appear (10 MB and 15 MB as the API reads them).
+LIMIT_NUMBERS = {360, 2147483647, 10_000_000, 15_000_000}
 _SIZES = re.compile(r"prompt|negative|side|seed|image|frame|\bpx\b", re.IGNORECASE)
 _MEDIA = re.compile(r"image|frame|audio", re.IGNORECASE)
 #: Numbers (or products such as 10 * 1024 * 1024) that mean an API limit when their line speaks
@@ -165,13 +165,25 @@ CONTEXT_NUMBERS = {
     2000: _SIZES,
     **dict.fromkeys((5, 10, 15), re.compile(r"\bduration", re.IGNORECASE)),
     **dict.fromkeys((3, 30), re.compile(r"\baudio", re.IGNORECASE)),
-    **dict.fromkeys((10_000_000, 15_000_000, 10 * 1024 * 1024, 15 * 1024 * 1024), _MEDIA),
+    **dict.fromkeys((10 * 1024 * 1024, 15 * 1024 * 1024), _MEDIA),
 }
 #: Text in code (not docstrings) that spells out a limit or a model's choice.
 LIMIT_TEXT = re.compile(
     r"\b(?:480|720|1080)P\b|\b\d{3,4}\*\d{3,4}\b|\b(?:10|15) ?MB\b|\b360\b|\b2147483647\b"
     r"|\b5 or 10\b|\b3-30 s\b"
 )
+
+
+def _megabytes(node: ast.AST) -> bool:
+    """``10 * MB`` or ``15 * MB``: the API's byte limits written with a unit name."""
+    return (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Mult)
+        and isinstance(node.left, ast.Constant)
+        and node.left.value in (10, 15)
+        and isinstance(node.right, ast.Name)
+        and node.right.id.upper() in ("MB", "MIB")
+    )
 
 
 def _folded(node: ast.AST) -> object:
@@ -205,7 +217,9 @@ def limit_literals(source: str) -> list[tuple[int, str]]:
         if not isinstance(node, ast.Constant | ast.BinOp) or id(node) in docs:
             continue
         value = _folded(node)
-        if isinstance(value, str) and LIMIT_TEXT.search(value):
+        if _megabytes(node):
+            found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(value, str) and LIMIT_TEXT.search(value):
             found.append((node.lineno, repr(value)))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             words = CONTEXT_NUMBERS.get(value)
@@ -223,7 +237,8 @@ def limit_literals(source: str) -> list[tuple[int, str]]:
         ("DURATIONS = (5, 10)\n", 2),
         ("MAX_IMAGE_BYTES = 10 * 1024 * 1024\n", 1),
         ("seconds = audio_length(3, 30)\n", 2),
-        ("image_limit = 10_000_000\n", 1),
+        ("limit = 10_000_000\n", 1),
+        ("MAX_AUDIO_BYTES = 15 * MB\n", 1),
         ("MAX_ERROR_BODY = 10 * 1024 * 1024\n", 0),
         ("x = f'must be 5 or 10, got {d}'\n", 1),
         ("r = request.get('resolution', '720P')\n", 1),
