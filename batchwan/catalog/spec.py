@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 
 MB = 1_000_000  # "10 MB" read as 10**7 bytes: the smaller reading, so either one is met
@@ -163,7 +164,7 @@ class ModelSpec:
         """True when the output is chosen by `size` (``W*H``) rather than `resolution`."""
         return self.kind is Kind.TEXT_TO_VIDEO
 
-    @property
+    @cached_property
     def sizes(self) -> tuple[str, ...]:
         """The `size` values a text model takes (empty for the others)."""
         if not self.uses_size:
@@ -175,7 +176,7 @@ class ModelSpec:
         """The size a text model renders when none is given: its default tier's landscape."""
         return SIZE_TIERS[self.default_resolution][0] if self.uses_size else None
 
-    @property
+    @cached_property  # read for every cell of every row
     def fields(self) -> tuple[str, ...]:
         """The create fields this model takes, in body order."""
         taken = set(_COMMON)

@@ -149,6 +149,11 @@ class _RowChecker:
         self.defaults = {k: cell_text(v).strip() for k, v in merged.items() if k in API_FIELDS}
         self.images = images
         self.model = spec.model
+        # (field, the sheet's column or None, the column named in messages), once per sheet.
+        self._fields_plan = [
+            (name, self.layout.fields.get(name), self.layout.fields.get(name, name))
+            for name in API_FIELDS
+        ]
 
     def _column(self, name: str) -> str:
         return self.layout.fields.get(name, name)
@@ -187,9 +192,8 @@ class _RowChecker:
     def _fields(self, cells: dict[str, str], spec: ModelSpec, draft: _Draft) -> None:
         rules = field_rules(spec)
         resolution_text, resolution_default = "", False
-        for name in API_FIELDS:
-            column = self._column(name)
-            text = self._cell(cells, name)
+        for name, source, column in self._fields_plan:
+            text = cells.get(source, "").strip() if source is not None else ""
             from_default = not text
             if from_default:
                 text = self.defaults.get(name, "")
