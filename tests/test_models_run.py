@@ -373,3 +373,20 @@ def test_a_duration_that_is_not_a_number_is_an_invalid_row_not_a_crash(tmp_path:
     assert [r["status"] for r in read_results(tmp_path / "run")] == [
         "invalid", "invalid", "succeeded",
     ]  # fmt: skip
+
+
+def test_a_model_the_provider_does_not_serve_holds_only_its_rows(tmp_path: Path) -> None:
+    """A 404 at one model's path keeps that model's rows pending with the reason; the rows of
+    the other models are sent and succeed."""
+    groups = [("wan2.6-i2v-spark", {"resolution": "1080P"}, 2, 0.75), ("wan2.6-i2v", {}, 3, 0.5)]
+    sheet = mixed_sheet(tmp_path, groups)
+    config = SimConfig(seed=10, unserved_models=("wan2.6-i2v-spark",), **INSTANT)
+    with serve_in_thread(config) as sim:
+        result = invoke(["run", str(sheet), *fast_options(sim.base_url, tmp_path / "run")])
+        stats = sim.sim.stats()
+    assert result.exit_code == 1
+    assert stats["creates_by_path"] == {"/vendors/alibaba/v1/wan2.6-i2v/generation": 3}
+    assert stats["not_found_404"] >= 1
+    rows = read_results(tmp_path / "run")
+    assert [r["status"] for r in rows] == ["pending"] * 2 + ["succeeded"] * 3
+    assert all("check --base-url and --model" in r["error"] for r in rows[:2])

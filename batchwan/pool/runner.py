@@ -151,6 +151,8 @@ class Runner:
         self._committed = 0.0
         self._rows_by_key: dict[str, CheckedRow] = {}
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
+        self._no_endpoint: set[str] = set()  # models whose create path answered 404
+        self._accepted_any = False  # a create was accepted: the base URL is right
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -247,6 +249,8 @@ class Runner:
     async def _submit_worker(self, queue: deque[CheckedRow]) -> None:
         while queue and not self._no_more_creates.is_set():
             row = queue.popleft()
+            if row.model in self._no_endpoint:
+                continue  # already given the 404's reason
             await self._in_flight.acquire()
             accepted = False
             try:
@@ -294,6 +298,7 @@ class Runner:
                 await self.ledger.begin_create(row.key)
                 info = await self.client.create(body, model=row.model or None)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
+                self._accepted_any = True
                 await self.ledger.create_accepted(row.key, info.task_id)
             except ApiError as exc:
                 last = exc
@@ -334,13 +339,24 @@ class Runner:
             self.stop(StopReason.ACCOUNT, f"{exc} (trace {exc.trace_id or '-'})")
             raise _StopRun from exc
         if isinstance(exc, Rejected) and exc.http_status == 404:
-            # No such endpoint: a wrong --base-url or --model, the same for every row.
+            # No such endpoint: a wrong --base-url or --model, the same for every row of this
+            # row's model. Rows of other models go on; when no model is left and none was ever
+            # accepted, the base URL itself is wrong: stop before polls mark old tasks lost.
             self._committed -= entry.cost
             message = f"not sent: {exc}; check --base-url and --model, then run again"
-            self.stop(StopReason.NO_ENDPOINT, message)
-            await self.ledger.settle_pending(self._rows_by_key, message)
+            self._no_endpoint.add(row.model)
+            same = [key for key, other in self._rows_by_key.items() if other.model == row.model]
+            await self.ledger.settle_pending(same, message)
             await self.ledger.create_settled(row.key, Status.PENDING, message)
-            raise _StopRun from exc
+            waiting = {
+                other.model
+                for key, other in self._rows_by_key.items()
+                if self.ledger.entries[key].status is Status.PENDING
+            }
+            if waiting <= self._no_endpoint and not self._accepted_any:
+                self.stop(StopReason.NO_ENDPOINT, message)
+                raise _StopRun from exc
+            return False
         if isinstance(exc, Rejected):
             self._committed -= entry.cost
             await self.ledger.create_settled(row.key, Status.FAILED, str(exc))

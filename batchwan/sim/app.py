@@ -66,7 +66,8 @@ class _Handlers:
     def _model(self, request: web.Request) -> ModelSpec | None:
         """The model served at this path; None (and a 404 counted) for a path of no model."""
         spec = REGISTRY.get(request.match_info["model"])
-        if spec is None or spec.vendor != request.match_info["vendor"]:
+        unserved = spec is not None and spec.name in self.sim.config.unserved_models
+        if spec is None or spec.vendor != request.match_info["vendor"] or unserved:
             self.sim.count("not_found_404")
             return None
         return spec

@@ -81,6 +81,7 @@ class SimConfig:
     max_creates_per_second: int | None = None
     hold: bool = False
     status_vocabulary: str = "mixed"
+    unserved_models: tuple[str, ...] = ()  # registered models whose paths answer 404 here
 
     def __post_init__(self) -> None:
         for name in RATE_FIELDS:
