@@ -37,6 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
+from batchwan.catalog.registry import REGISTRY, unknown_model_message
 from batchwan.catalog.spec import ModelSpec
 from batchwan.sim.app import build_app
 from batchwan.sim.faults import CREATE_FAULTS, FAULT_NAMES, FaultPlan, status_word
@@ -101,6 +102,9 @@ class SimConfig:
             limit = getattr(self, name)
             if limit is not None and limit < 1:
                 raise ValueError(f"{name} must be at least 1 when set")
+        unknown = [name for name in self.unserved_models if name not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unserved_models: {unknown_model_message(unknown[0])}")
         if self.status_vocabulary not in VOCABULARIES:
             raise ValueError(f"status_vocabulary must be one of {', '.join(VOCABULARIES)}")
 
