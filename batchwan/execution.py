@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchwan.catalog.prices import row_cost
+from batchwan.catalog.prices import PriceBook
 from batchwan.checks.validation import build_body
 from batchwan.outputs.results import summarize, write_results_csv, write_summary
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
+from batchwan.pricing import row_cost
 from batchwan.provider.client import Client, open_session
 from batchwan.provider.transport import Limits
 from batchwan.store.ledger import Ledger
@@ -43,7 +44,7 @@ def open_ledger(
     sheet: Path,
     rows: Sequence[CheckedRow],
     extra_columns: Sequence[str],
-    prices: dict[str, float],
+    prices: PriceBook | dict[str, float],
     *,
     model: str,
     resubmit_unknown: bool = False,
@@ -55,9 +56,10 @@ def open_ledger(
     try:
         ledger.claim(sheet, model, max_cost)
         lost = ledger.recover(resubmit_unknown=resubmit_unknown, retry_failed=retry_failed)
+        # A row of unknown price is recorded at 0.0: the plan says so, and under a ceiling it
+        # is held back before it gets here (pricing.hold_unpriced).
         costs = [
-            row_cost(row.resolution, row.duration, prices) if row.status is Status.PENDING else 0.0
-            for row in rows
+            (row_cost(row, prices) or 0.0) if row.status is Status.PENDING else 0.0 for row in rows
         ]
         warnings = ledger.sync_sheet(rows, costs, extra_columns)
     except BaseException:

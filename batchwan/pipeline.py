@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from batchwan import events, sources
 from batchwan.errors import InputError
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome, StopReason
+from batchwan.pricing import price_book
 from batchwan.store.ledger import Ledger
 from batchwan.store.runlock import RunLock
 from batchwan.store.schema import STATE_FILE
@@ -166,7 +167,8 @@ def dry_plan(prepared: Prepared, settings: RunSettings) -> Plan:
                 committed += record.cost
     spec = prepared.spec
     return make_plan(
-        prepared.rows, existing, prices=spec.prices, concurrency=spec.concurrency, rate=spec.rate,
+        prepared.rows, existing, prices=price_book(spec), concurrency=spec.concurrency,
+        rate=spec.rate,
         max_cost=spec.max_cost, committed=committed, retry_failed=settings.retry_failed,
         resubmit_unknown=settings.resubmit_unknown,
     )  # fmt: skip
@@ -200,6 +202,7 @@ class Pipeline:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: Runner | None = None
         self._pool: asyncio.Task[RunOutcome] | None = None
+        self._sendable: list[CheckedRow] = []  # the valid rows the pool may send
 
     # -- control: safe to call from a signal handler or another thread ---------------------------
 
@@ -252,15 +255,16 @@ class Pipeline:
             stack.enter_context(RunLock(prepared.run_dir))
             if while_locked is not None:
                 stack.enter_context(while_locked(prepared.run_dir))
-            ledger, warnings = open_ledger(
-                prepared.run_dir, prepared.spec.sheet, prepared.rows, prepared.extra_columns,
-                prepared.spec.prices, model=prepared.spec.model,
+            rows, self._sendable, warnings = _priced(prepared)
+            ledger, changed = open_ledger(
+                prepared.run_dir, prepared.spec.sheet, rows, prepared.extra_columns,
+                price_book(prepared.spec), model=prepared.spec.model,
                 resubmit_unknown=self.settings.resubmit_unknown,
                 retry_failed=self.settings.retry_failed, max_cost=prepared.spec.max_cost,
             )  # fmt: skip
             try:
                 _remember_choices(ledger, prepared.spec)
-                result = await self._run_recorded(ledger, warnings)
+                result = await self._run_recorded(ledger, [*warnings, *changed])
             finally:
                 ledger.close()
         self.phase = Phase.DONE
@@ -322,7 +326,7 @@ class Pipeline:
                 sim = await stack.enter_async_context(serve(config))
                 endpoint = Endpoint(sim.base_url, None, spec.model, settings.limits)
             self._pool = asyncio.create_task(
-                execute(ledger, self.prepared.rows, options, endpoint,
+                execute(ledger, self._sendable, options, endpoint,
                         on_event=self._runner_event, on_runner=self._runner_ready)
             )  # fmt: skip
             self.phase = Phase.POOL
@@ -367,6 +371,23 @@ def _to_follow(rows: Sequence[CheckedRow], ledger: Ledger) -> int:
         if row.status is Status.PENDING
         and ledger.entries[row.key].status in (Status.PENDING, Status.RUNNING)
     )
+
+
+def _priced(prepared: Prepared) -> tuple[list[CheckedRow], list[CheckedRow], list[str]]:
+    """(rows to record, rows the pool may send, warnings): under --max-cost a row of unknown
+    price is held back with the reason; without a ceiling it is sent, and that is said."""
+    from batchwan.pricing import hold_unpriced, unpriced
+
+    spec = prepared.spec
+    book = price_book(spec)
+    rows, sendable = hold_unpriced(prepared.rows, book, spec.max_cost)
+    warnings = []
+    if spec.max_cost is None and (missing := unpriced(rows, book)):
+        warnings.append(
+            f"no known price for {', '.join(missing)}; those rows are sent and their cost shows "
+            "as $0.00 (give it under `prices:` in the job file)"
+        )
+    return rows, sendable, warnings
 
 
 def _remember_choices(ledger: Ledger, spec: JobSpec) -> None:

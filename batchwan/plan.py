@@ -6,14 +6,36 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from batchwan.catalog.prices import normalise_resolution, row_cost
+from batchwan.catalog.prices import PriceBook, normalise_resolution
+from batchwan.catalog.registry import find_model
+from batchwan.pricing import book_of, row_cost
 from batchwan.values import CheckedRow, Status
 
-#: The provider's typical render time for a 5 s clip, in minutes (API README: 1 to 5 minutes).
+#: The provider's typical render time for a clip of RENDER_CLIP_SECONDS, in minutes (API README:
+#: 1 to 5 minutes for a 5 s clip).
 RENDER_MINUTES_PER_5S: tuple[float, float] = (1.0, 5.0)
+RENDER_CLIP_SECONDS = 5
 
 # Money is compared to the cent; without slack, 0.1 + 0.2 > 0.3 would leave a row out.
 _BUDGET_SLACK = 1e-9
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """The new rows of one model at one resolution: how many, their seconds and their cost."""
+
+    model: str
+    resolution: str
+    rows: int
+    seconds: int
+    cost: float | None  # None: nobody knows this model's price at this resolution
+    sizes: tuple[str, ...] = ()  # a text model's sizes, as sent
+
+    @property
+    def label(self) -> str:
+        """``wan2.6-t2v 720P (size 1280*720)``."""
+        sizes = f" (size {', '.join(self.sizes)})" if self.sizes else ""
+        return f"{self.model} {self.resolution}{sizes}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,8 @@ class Plan:
     estimated_minutes: tuple[float, float]  # low, high
     max_cost: float | None
     over_budget_rows: int  # new rows that would stay pending under max_cost
+    lines: tuple[PlanLine, ...] = ()  # new rows by model and resolution
+    unpriced_rows: int = 0  # new rows whose price is unknown (not in cost_new)
 
     @property
     def total_rows(self) -> int:
@@ -71,7 +95,7 @@ def _bucket(row: CheckedRow, recorded: Status | None, *, retry: frozenset[Status
 
 
 def _clip_minutes(duration: int) -> tuple[float, float]:
-    scale = duration / 5
+    scale = duration / RENDER_CLIP_SECONDS
     return RENDER_MINUTES_PER_5S[0] * scale, RENDER_MINUTES_PER_5S[1] * scale
 
 
@@ -114,14 +138,16 @@ def estimate_minutes(
     return low, high
 
 
-def _over_budget(costs: Sequence[float], committed: float, max_cost: float | None) -> int:
-    """Count the new rows left pending when rows are sent in sheet order until one does not fit."""
+def _over_budget(costs: Sequence[float | None], committed: float, max_cost: float | None) -> int:
+    """Count the priced new rows left pending when rows are sent in sheet order until one does
+    not fit (rows of unknown price are held back under a ceiling, and counted apart)."""
     if max_cost is None:
         return 0
+    priced = [cost for cost in costs if cost is not None]
     spent = committed
-    for taken, cost in enumerate(costs):
+    for taken, cost in enumerate(priced):
         if spent + cost > max_cost + _BUDGET_SLACK:
-            return len(costs) - taken
+            return len(priced) - taken
         spent += cost
     return 0
 
@@ -130,7 +156,7 @@ def make_plan(
     rows: Sequence[CheckedRow],
     existing: Mapping[str, Status],
     *,
-    prices: Mapping[str, float],
+    prices: PriceBook | Mapping[str, float],
     concurrency: int,
     rate: float,
     max_cost: float | None = None,
@@ -153,30 +179,55 @@ def make_plan(
         ("new", "done", "in_flight", "invalid", "duplicate", "failed", "unknown"), 0
     )
     seconds: dict[str, int] = {}
-    new_costs: list[float] = []
+    new_costs: list[float | None] = []
     new_durations: list[int] = []
     in_flight_durations: list[int] = []
+    by_line: dict[tuple[str, str], list[CheckedRow]] = {}
+    book = book_of(prices)
     for row in rows:
         bucket = _bucket(row, existing.get(row.key), retry=retry)
         counts[bucket] += 1
         if bucket == "new":
             resolution = normalise_resolution(row.resolution)
-            new_costs.append(row_cost(resolution, row.duration, prices))
+            new_costs.append(row_cost(row, book))
             seconds[resolution] = seconds.get(resolution, 0) + row.duration
             new_durations.append(row.duration)
+            by_line.setdefault((row.model, resolution), []).append(row)
         elif bucket == "in_flight":
             in_flight_durations.append(row.duration)
     return Plan(
         **counts,
         video_seconds=seconds,
-        cost_new=math.fsum(new_costs),
+        cost_new=math.fsum(cost for cost in new_costs if cost is not None),
         cost_committed=committed,
         estimated_minutes=estimate_minutes(
             new_durations, in_flight_durations, concurrency=concurrency, rate=rate
         ),
         max_cost=max_cost,
         over_budget_rows=_over_budget(new_costs, committed, max_cost),
+        lines=_plan_lines(by_line, book),
+        unpriced_rows=sum(cost is None for cost in new_costs),
     )
+
+
+def _plan_lines(
+    by_line: Mapping[tuple[str, str], Sequence[CheckedRow]], book: PriceBook
+) -> tuple[PlanLine, ...]:
+    lines = []
+    for (model, resolution), group in by_line.items():
+        costs = [book.cost(model, resolution, row.duration) for row in group]
+        known = [c for c in costs if c is not None]
+        spec = find_model(model)
+        default = spec.default_size if spec is not None else None
+        # A text model's rows are shown with the sizes they are sent at, defaults included.
+        sizes = sorted({str(row.request.get("size") or default or "") for row in group} - {""})
+        lines.append(
+            PlanLine(
+                model, resolution, len(group), sum(row.duration for row in group),
+                math.fsum(known) if len(known) == len(costs) else None, tuple(sizes),
+            )
+        )  # fmt: skip
+    return tuple(sorted(lines, key=lambda line: (line.model, _resolution_order(line.resolution))))
 
 
 def format_money(usd: float) -> str:
@@ -222,8 +273,13 @@ def _rows_lines(plan: Plan) -> list[tuple[str, str, str]]:
 
 def _video_lines(plan: Plan) -> list[tuple[str, str, str]]:
     lines = [("video to generate", "", "")]
-    for resolution in sorted(plan.video_seconds, key=_resolution_order):
-        lines.append((f"  {resolution}", f"{plan.video_seconds[resolution]:,} s", ""))
+    for line in plan.lines:
+        cost = (
+            format_money(line.cost)
+            if line.cost is not None
+            else "price unknown: set it under `prices:` in the job file"
+        )
+        lines.append((f"  {line.label}", f"{line.seconds:,} s", cost))
     total = sum(plan.video_seconds.values())
     lines.append(("  total", f"{total:,} s", format_minutes(total / 60) if total >= 60 else ""))
     return lines
@@ -236,20 +292,29 @@ def _cost_lines(plan: Plan) -> list[tuple[str, str, str]]:
         ("  already committed", format_money(plan.cost_committed), ""),
         ("  total", format_money(plan.cost_total), ""),
     ]
+    if plan.unpriced_rows:
+        held = "; --max-cost keeps them pending" if plan.max_cost is not None else ""
+        lines.append(("  price unknown", _rows(plan.unpriced_rows), f"not counted above{held}"))
     if plan.max_cost is not None:
-        fit = plan.new - plan.over_budget_rows
+        fit = plan.new - plan.over_budget_rows - plan.unpriced_rows
         if plan.cost_committed > plan.max_cost + 1e-9:
             over = format_money(plan.cost_committed - plan.max_cost)
             note = f"already exceeded by {over}: no new row would be sent"
         elif plan.over_budget_rows:
             pending = plan.over_budget_rows
             note = f"{fit:,} of {plan.new:,} new rows fit, {pending:,} would stay pending"
+        elif plan.unpriced_rows:
+            note = f"{fit:,} of {plan.new:,} new rows fit; the others have no known price"
         elif plan.new:
             note = f"all {plan.new:,} new rows fit"
         else:
             note = "no new rows to send"
         lines.append(("  max cost", format_money(plan.max_cost), note))
     return lines
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" if count == 1 else f"{count:,} rows"
 
 
 def format_plan(plan: Plan) -> str:

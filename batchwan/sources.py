@@ -129,5 +129,5 @@ def scratch_fix_dir() -> Iterator[Path]:
 
 def own_columns(spec: JobSpec, sheet: Sheet) -> list[str]:
     """The user's own columns, in sheet order: every column that is not sent."""
-    sent = {spec.columns.get(name, name) for name in (*API_FIELDS, "id")}
+    sent = {spec.columns.get(name, name) for name in (*API_FIELDS, "id", "model")}
     return [column for column in sheet.columns if column not in sent]

@@ -8,25 +8,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-#: The fields of the create call; a sheet column with one of these names is sent.
-API_FIELDS: tuple[str, ...] = (
-    "prompt",
-    "image",
-    "negative_prompt",
-    "audio",
-    "audio_url",
-    "resolution",
-    "duration",
-    "prompt_extend",
-    "seed",
-    "safety_filter",
-)
+from batchwan.catalog.registry import DEFAULT_MODEL as DEFAULT_MODEL  # re-exported
+from batchwan.catalog.registry import REGISTRY, duration_of, resolution_of
+from batchwan.catalog.spec import ALL_FIELDS
 
-DEFAULT_MODEL = "wan2.5-i2v-preview"
+#: The fields of the create call of any model; a sheet column with one of these names is sent.
+API_FIELDS: tuple[str, ...] = ALL_FIELDS
+
 DEFAULT_BASE_URL = "https://api.mulerouter.ai"
 
-#: USD per second of output video, by resolution (Alibaba's list prices for wan2.5-i2v-preview).
-DEFAULT_PRICES: dict[str, float] = {"480P": 0.05, "720P": 0.10, "1080P": 0.15}
+#: USD per second of output video, by resolution, of the default model (see batchwan.catalog).
+DEFAULT_PRICES: dict[str, float] = {
+    tier: price for tier, price in REGISTRY[DEFAULT_MODEL].prices.items() if price is not None
+}
 
 
 class Status(StrEnum):
@@ -95,16 +89,17 @@ class CheckedRow:
     own_id: bool = False  # row_id is the sheet's id, not a key derived from the content
     model: str = DEFAULT_MODEL  # the Wan model this row is sent to
     line: int | None = None  # the row's number as the spreadsheet program shows it
+    last_frame_path: Path | None = None  # a local last frame, like image_path
 
     @property
     def resolution(self) -> str:
-        """The output resolution this row asks for (the API's default when unset)."""
-        return str(self.request.get("resolution", "720P"))
+        """The resolution tier this row renders at (a text model's size counts as its tier)."""
+        return resolution_of(self.model, self.request)
 
     @property
     def duration(self) -> int:
-        """Seconds of video this row asks for (the API's default when unset)."""
-        return int(self.request.get("duration", 5))
+        """Seconds of video this row asks for (its model's default when unset)."""
+        return duration_of(self.model, self.request)
 
 
 @dataclass(frozen=True)
@@ -147,7 +142,7 @@ class JobSpec:
     rate: float = 2.0
     poll_interval: float = 20.0
     max_cost: float | None = None
-    prices: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    prices: dict[str, float] = field(default_factory=dict)  # resolution -> USD/s, every model
     # Settings of the second version; each one is read by the stage that uses it.
     image_root: Path | None = None  # where bare image file names are found, and confined to
     tab: str | None = None  # the worksheet of an .xlsx to read
@@ -158,6 +153,7 @@ class JobSpec:
     allow_repeat: bool = False  # send a request already accepted from another run folder
     group_by: tuple[str, ...] = ()  # the sheet's own columns that results are broken down by
     store: str | None = None  # where the record is kept; None: the run folder's state.db
+    model_prices: dict[str, dict[str, float]] = field(default_factory=dict)  # one model's prices
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from batchwan.errors import InputError
 from batchwan.sheet.jobfile import load_source
-from batchwan.values import DEFAULT_PRICES, JobSpec
+from batchwan.values import JobSpec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,14 +58,14 @@ def test_job_file_reads_every_key(tmp_path: Path) -> None:
         rate=1.5,
         poll_interval=2.0,
         max_cost=12.0,
-        prices={**DEFAULT_PRICES, "1080P": 0.2},
+        prices={"1080P": 0.2},
     )
 
 
 def test_prices_keyed_by_bare_numbers_mean_those_resolutions(tmp_path: Path) -> None:
     """`720:` in a price table (YAML reads it as the number 720) prices 720P."""
     spec = load_source(job(tmp_path, "sheet: a.csv\nprices: {720: 0.2}\n"))
-    assert spec.prices == {**DEFAULT_PRICES, "720P": 0.2}
+    assert spec.prices == {"720P": 0.2}
 
 
 def test_minimal_job_file_keeps_defaults(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchwan.errors import InputError
 from batchwan.plan import (
     Plan,
     estimate_minutes,
@@ -129,10 +128,16 @@ def test_prices_from_the_job_file_are_used() -> None:
     assert plan.video_seconds == {"720P": 15}
 
 
-def test_unpriced_resolution_of_a_row_to_send_is_an_input_error() -> None:
-    """A row that would be sent at a resolution with no price stops the plan with InputError."""
-    with pytest.raises(InputError, match="'4K'"):
-        make_plan([row("a", "4K", 5)], {}, prices=DEFAULT_PRICES, concurrency=1, rate=1.0)
+def test_unpriced_resolution_of_a_row_to_send_is_counted_apart_never_as_zero() -> None:
+    """A row that would be sent at a resolution with no price is a plan line that says so."""
+    plan = make_plan(
+        [row("a", "4K", 5), row("b", "480P", 5)], {}, prices=DEFAULT_PRICES, concurrency=1,
+        rate=1.0,
+    )  # fmt: skip
+    assert (plan.unpriced_rows, plan.cost_new) == (1, pytest.approx(0.25))
+    text = format_plan(plan)
+    assert re.search(r"^  wan2.5-i2v-preview 4K\s+5 s  \(price unknown: set it under", text, re.M)
+    assert re.search(r"^  price unknown\s+1 row  \(not counted above\)$", text, re.M)
 
 
 def test_unpriced_resolution_of_an_invalid_row_is_not_priced() -> None:
@@ -262,8 +267,8 @@ def test_format_plan_of_a_first_run_is_exact() -> None:
         "  total                           3\n"
         "\n"
         "video to generate\n"
-        "  480P                          5 s\n"
-        "  1080P                        10 s\n"
+        "  wan2.5-i2v-preview 480P       5 s  ($0.25)\n"
+        "  wan2.5-i2v-preview 1080P     10 s  ($1.50)\n"
         "  total                        15 s\n"
         "\n"
         "cost (estimated, USD)\n"
@@ -287,7 +292,7 @@ def test_format_plan_of_a_rerun_shows_every_fate_and_the_budget() -> None:
         r"  invalid\s+2  \(batchwan validate says why\)",
         r"  duplicate\s+1",
         r"  total\s+12",
-        r"  1080P\s+25 s",
+        r"  wan2.5-i2v-preview 1080P\s+25 s  \(\$3.75\)",
         r"  new\s+\$5.00",
         r"  already committed\s+\$2.25",
         r"  total\s+\$7.25",
@@ -324,3 +329,29 @@ def test_format_plan_says_when_the_ceiling_is_already_exceeded() -> None:
         text,
         re.MULTILINE,
     )
+
+
+def text_row(key: str, model: str, **request: object) -> CheckedRow:
+    """A valid row of a text model."""
+    return CheckedRow(
+        position=0, key=key, row_id=key, status=Status.PENDING,
+        request={"prompt": "p", **request}, image_path=None, content_hash=key, model=model,
+    )  # fmt: skip
+
+
+def test_plan_lines_by_model_and_resolution_show_the_sizes_sent() -> None:
+    """New rows are counted per model and tier; a text model's line names its sizes, defaults
+    included, and is priced at the model's own price."""
+    rows = [
+        text_row("a", "wan2.2-t2v-plus", size="832*480"),
+        text_row("b", "wan2.2-t2v-plus"),  # default 1920*1080
+        text_row("c", "wan2.2-t2v-plus", size="1440*1440"),
+        text_row("d", "wan2.6-t2v", duration=15),
+    ]
+    plan = make_plan(rows, {}, prices={}, concurrency=1, rate=1.0)
+    assert [(line.label, line.rows, line.seconds, line.cost) for line in plan.lines] == [
+        ("wan2.2-t2v-plus 480P (size 832*480)", 1, 5, pytest.approx(0.10)),
+        ("wan2.2-t2v-plus 1080P (size 1440*1440, 1920*1080)", 2, 10, pytest.approx(1.00)),
+        ("wan2.6-t2v 720P (size 1280*720)", 1, 15, pytest.approx(1.50)),
+    ]
+    assert plan.cost_new == pytest.approx(2.60)

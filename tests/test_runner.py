@@ -27,21 +27,21 @@ class CreateSpy:
         self.client = client
         self.calls: list[tuple[float, float, str]] = []  # (sent, answered, outcome)
 
-    async def create(self, body: dict[str, Any]) -> TaskInfo:
+    async def create(self, body: dict[str, Any], *, model: str | None = None) -> TaskInfo:
         """Send the create through the real client and note when it went and how it ended."""
         loop = asyncio.get_running_loop()
         sent = loop.time()
         try:
-            info = await self.client.create(body)
+            info = await self.client.create(body, model=model)
         except RateLimited:
             self.calls.append((sent, loop.time(), "429"))
             raise
         self.calls.append((sent, loop.time(), "ok"))
         return info
 
-    async def get(self, task_id: str) -> TaskInfo:
+    async def get(self, task_id: str, *, model: str | None = None) -> TaskInfo:
         """Pass the lookup through."""
-        return await self.client.get(task_id)
+        return await self.client.get(task_id, model=model)
 
     async def download(self, url: str, dest: Path) -> int:
         """Pass the download through."""

@@ -385,7 +385,7 @@ async def test_400_envelope_shape(raw: bytes, detail: str) -> None:
     async with (
         sim_and_client() as (running, _),
         aiohttp.ClientSession() as http,
-        http.post(running.base_url + "/vendors/alibaba/v1/any-model/generation", data=raw) as r,
+        http.post(running.base_url + GENERATION, data=raw) as r,
     ):
         assert r.status == 400
         answer = await r.json()

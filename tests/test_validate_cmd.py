@@ -20,7 +20,7 @@ SAMPLES = REPO / "samples"
 
 MISTAKES = [
     "row 1: prompt: is empty; write what the video should show",
-    "row 2: duration: must be 5 or 10, got 7",
+    "row 2: duration: wan2.5-i2v-preview takes 5 or 10, got 7",
     "row 4: image: 240x135 px; each side must be 360-2000 px (resize it, or run with --fix-images)",
     "row 5: image: has transparent pixels, which the API refuses "
     "(flatten it onto a background, or run with --fix-images)",
@@ -75,7 +75,7 @@ def test_report_file(tmp_path: Path) -> None:
         ["10", "m-08", "audio_url"],
     ]
     assert len(rows[7][1]) == 16
-    assert rows[2][3] == "must be 5 or 10, got 7"
+    assert rows[2][3] == "wan2.5-i2v-preview takes 5 or 10, got 7"
 
 
 def test_report_cells_cannot_run_as_formulas(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_report_cells_cannot_run_as_formulas(tmp_path: Path) -> None:
     assert invoke(str(sheet), "--report", str(report))[0] == 1
     text = report.read_text(encoding="utf-8")
     assert "row,id,column,message" in text
-    assert "must be 5 or 10, got =2+3" in text  # the message itself starts with "must"
+    assert "takes 5 or 10, got =2+3" in text  # the message itself starts with the model
 
 
 @pytest.mark.parametrize(

@@ -68,20 +68,35 @@ def lines(row: CheckedRow) -> list[str]:
     ("column", "text", "value", "problem"),
     [
         ("prompt", "x" * 2000, "x" * 2000, None),
-        ("prompt", "x" * 2001, None, "2001 characters; must be at most 2000 (shorten it)"),
+        (
+            "prompt",
+            "x" * 2001,
+            None,
+            "2001 characters; wan2.5-i2v-preview takes at most 2000 (shorten it)",
+        ),
         ("negative_prompt", "n" * 500, "n" * 500, None),
-        ("negative_prompt", "n" * 501, None, "501 characters; must be at most 500 (shorten it)"),
+        (
+            "negative_prompt",
+            "n" * 501,
+            None,
+            "501 characters; wan2.5-i2v-preview takes at most 500 (shorten it)",
+        ),
         ("resolution", "720p", "720P", None),
         ("resolution", " 1080P ", "1080P", None),
         ("resolution", "480P", "480P", None),
-        ("resolution", "720", None, "must be 480P, 720P or 1080P, got 720; did you mean 720P?"),
-        ("resolution", "4K", None, "must be 480P, 720P or 1080P, got 4K"),
+        (
+            "resolution",
+            "720",
+            None,
+            "wan2.5-i2v-preview takes 480P, 720P or 1080P, got 720; did you mean 720P?",
+        ),
+        ("resolution", "4K", None, "wan2.5-i2v-preview takes 480P, 720P or 1080P, got 4K"),
         ("duration", "5", 5, None),
         ("duration", "5.0", 5, None),
         ("duration", "10", 10, None),
-        ("duration", "7", None, "must be 5 or 10, got 7"),
-        ("duration", "5.5", None, "must be 5 or 10, got 5.5"),
-        ("duration", "five", None, "must be 5 or 10, got five"),
+        ("duration", "7", None, "wan2.5-i2v-preview takes 5 or 10, got 7"),
+        ("duration", "5.5", None, "wan2.5-i2v-preview takes 5 or 10, got 5.5"),
+        ("duration", "five", None, "wan2.5-i2v-preview takes 5 or 10, got five"),
         ("seed", "0", 0, None),
         ("seed", "2147483647", 2147483647, None),
         ("seed", "-1", None, "must be a whole number from 0 to 2147483647, got -1"),
@@ -156,8 +171,8 @@ def test_every_problem_of_a_row_in_one_pass(tmp_path: Path) -> None:
     row = one(tmp_path, prompt="", duration="7", seed="-1", resolution="8K")
     assert lines(row) == [
         "row 1: prompt: is empty; write what the video should show",
-        "row 1: resolution: must be 480P, 720P or 1080P, got 8K",
-        "row 1: duration: must be 5 or 10, got 7",
+        "row 1: resolution: wan2.5-i2v-preview takes 480P, 720P or 1080P, got 8K",
+        "row 1: duration: wan2.5-i2v-preview takes 5 or 10, got 7",
         "row 1: seed: must be a whole number from 0 to 2147483647, got -1",
     ]
 
@@ -615,6 +630,18 @@ async def test_check_urls(
     expected = [m.format(u=base) for m in messages]
     assert got == expected
     assert rows[0].status is (Status.PENDING if not messages else Status.INVALID)
+
+
+async def test_check_urls_checks_a_last_frame_like_the_first(
+    tmp_path: Path, server: tuple[str, dict[str, int]]
+) -> None:
+    """--check-urls fetches a remote last frame and applies the image rules to it."""
+    base, _hits = server
+    cells = {"model": "wan2.1-kf2v-plus", "prompt": "a", "image": f"{base}/good.png"}
+    rows = await check_urls(check(tmp_path, [{**cells, "last_frame": f"{base}/small.png"}]))
+    assert [describe(i) for i in rows[0].issues] == [
+        "row 1: last_frame: 100x100 px; each side must be 360-2000 px (resize it)"
+    ]
 
 
 async def test_check_urls_fetches_each_url_once(

@@ -1,9 +1,9 @@
 """Turn an image the API would refuse for a fixable reason into one it takes.
 
-Fixable: a side outside [360, 2000] px, more than 10 MB, transparency, or a format the API does
-not take (GIF, TIFF, ...). Not fixable: a file that does not decode, or whose header claims so
-many pixels that decoding it would be a decompression bomb. The fixed copy is a JPEG written
-beside the others in ``dest_dir``; the original is only ever read.
+Fixable: a side outside the catalog's range, more bytes than its limit, transparency, or a
+format the API does not take (GIF, TIFF, ...). Not fixable: a file that does not decode, or whose
+header claims so many pixels that decoding it would be a decompression bomb. The fixed copy is a
+JPEG written beside the others in ``dest_dir``; the original is only ever read.
 """
 
 from __future__ import annotations
@@ -22,18 +22,20 @@ from pathlib import Path
 
 from PIL import Image, ImageMath, ImageOps, UnidentifiedImageError
 
+from batchwan.catalog.spec import IMAGE_LIMITS
 from batchwan.errors import InputError
 
-MIN_SIDE = 360
-MAX_SIDE = 2000
-#: The API's 10 MB, read as the smaller of 10**7 and 10 MiB so either reading is met.
-MAX_BYTES = 10_000_000
+# Every model shares the catalog's image limits (batchwan.catalog.spec).
+MIN_SIDE = IMAGE_LIMITS.min_side
+MAX_SIDE = IMAGE_LIMITS.max_side
+#: The API's limit in MB, read as 10**6 bytes a MB, so either reading is met.
+MAX_BYTES = IMAGE_LIMITS.max_bytes
 #: Headers claiming more pixels than this are refused before anything is decoded.
 MAX_PIXELS = 100_000_000
 #: A source file larger than this is not read into memory at all.
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
 #: The formats the API takes as they are (MPO is a camera JPEG with extra frames appended).
-API_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "WEBP"})
+API_FORMATS = frozenset(IMAGE_LIMITS.formats)
 #: The formats the fixer will open. Kept short on purpose: Pillow's EPS reader runs Ghostscript,
 #: and a sheet from a stranger must not be able to make us run that.
 OPEN_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "WEBP", "GIF", "TIFF", "PPM", "TGA")
@@ -78,10 +80,11 @@ def fixed_name(source: Path, data: bytes) -> str:
 
 
 def target_size(width: int, height: int) -> tuple[int, int]:
-    """Scale (keeping the aspect ratio) so each side fits [360, 2000], or the long side fits 2000.
+    """Scale (keeping the aspect ratio) so each side fits [MIN_SIDE, MAX_SIDE], or the long side
+    fits MAX_SIDE.
 
-    An aspect ratio beyond 2000:360 cannot fit both bounds; the long side then wins and the short
-    side is padded afterwards (see ``fix_image``) rather than distorted.
+    An aspect ratio beyond MAX_SIDE:MIN_SIDE cannot fit both bounds; the long side then wins and
+    the short side is padded afterwards (see ``fix_image``) rather than distorted.
     """
     scale_up = MIN_SIDE / min(width, height)
     scale_down = MAX_SIDE / max(width, height)

@@ -9,8 +9,9 @@ tolerated (``LOAD_TRUNCATED_IMAGES`` stays off).
 Audio: the format is read from the content (a ``.mp3`` that is really an MP4 is refused), and the
 duration from mutagen.
 
-Sizes: "10 MB" is read as 10,000,000 bytes (and "15 MB" as 15,000,000), the smaller of the two
-readings, so a file that passes here passes whichever one the provider means. Identification is
+Limits come from the catalog (``batchwan.catalog.spec``): every model shares one set for images
+and one for audio. Sizes in MB are read as 10**6 bytes, the smaller of the two readings, so a
+file that passes here passes whichever one the provider means. Identification is
 limited to Pillow's plain raster formats: its EPS reader would run Ghostscript on a stranger's
 file.
 """
@@ -25,20 +26,19 @@ from pathlib import Path
 
 from PIL import Image
 
+from batchwan.catalog.spec import AUDIO_LIMITS, IMAGE_LIMITS, MB, AudioLimits, ImageLimits
+
 log = logging.getLogger(__name__)
 
-MB = 1_000_000
-MAX_IMAGE_BYTES = 10 * MB
-MIN_SIDE, MAX_SIDE = 360, 2000
+MAX_IMAGE_BYTES = IMAGE_LIMITS.max_bytes
+MIN_SIDE, MAX_SIDE = IMAGE_LIMITS.min_side, IMAGE_LIMITS.max_side
+# The data: URI subtype of each Pillow format the API may take.
+_SUBTYPES = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "BMP": "bmp", "WEBP": "webp"}
 IMAGE_FORMATS: dict[str, str] = {
-    "JPEG": "jpeg",
-    "MPO": "jpeg",
-    "PNG": "png",
-    "BMP": "bmp",
-    "WEBP": "webp",
+    fmt: _SUBTYPES.get(fmt, fmt.lower()) for fmt in IMAGE_LIMITS.formats
 }
-MAX_AUDIO_BYTES = 15 * MB
-MIN_AUDIO_SECONDS, MAX_AUDIO_SECONDS = 3.0, 30.0
+MAX_AUDIO_BYTES = AUDIO_LIMITS.max_bytes
+MIN_AUDIO_SECONDS, MAX_AUDIO_SECONDS = AUDIO_LIMITS.min_seconds, AUDIO_LIMITS.max_seconds
 
 # Far above anything the API takes, far below what would exhaust memory: larger images are
 # refused on their header alone, without decoding.
@@ -135,24 +135,26 @@ def has_transparency(image: Image.Image) -> bool:
     return False
 
 
-def _side_problem(width: int, height: int) -> MediaProblem | None:
-    if MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE:
+def _side_problem(width: int, height: int, limits: ImageLimits) -> MediaProblem | None:
+    low, high = limits.min_side, limits.max_side
+    if low <= width <= high and low <= height <= high:
         return None
-    rule = f"{width}x{height} px; each side must be {MIN_SIDE}-{MAX_SIDE} px"
+    rule = f"{width}x{height} px; each side must be {low}-{high} px"
     # One scale factor can bring both sides into range only when their ratio allows it.
-    if min(width, height) > 0 and max(width, height) / min(width, height) <= MAX_SIDE / MIN_SIDE:
+    if min(width, height) > 0 and max(width, height) / min(width, height) <= high / low:
         return MediaProblem(f"{rule} (resize it, {_FIX})", fixable=True)
     return MediaProblem(f"{rule} (crop it: the sides are too different to resize into range)")
 
 
-def probe_image(source: Path | bytes) -> ImageProbe:
+def probe_image(source: Path | bytes, limits: ImageLimits = IMAGE_LIMITS) -> ImageProbe:
     """Check a local image file, or an image's bytes, against every image rule of the API."""
     size = len(source) if isinstance(source, bytes) else source.stat().st_size
     problems: list[MediaProblem] = []
-    if size > MAX_IMAGE_BYTES:
+    if size > limits.max_bytes:
+        most = limits.describe_bytes()
         problems.append(
             MediaProblem(
-                f"{megabytes(size)} ({size} bytes); must be at most 10 MB (compress it, {_FIX})",
+                f"{megabytes(size)} ({size} bytes); must be at most {most} (compress it, {_FIX})",
                 fixable=True,
             )
         )
@@ -162,7 +164,7 @@ def probe_image(source: Path | bytes) -> ImageProbe:
         problems.append(
             MediaProblem(
                 f"claims over {Image.MAX_IMAGE_PIXELS} pixels; each side must be "
-                f"{MIN_SIDE}-{MAX_SIDE} px (export a smaller image)"
+                f"{limits.min_side}-{limits.max_side} px (export a smaller image)"
             )
         )
         return ImageProbe(None, None, None, size, tuple(problems))
@@ -171,7 +173,7 @@ def probe_image(source: Path | bytes) -> ImageProbe:
             MediaProblem("not a readable image (JPEG, PNG, BMP or WEBP expected); export it again")
         )
         return ImageProbe(None, None, None, size, tuple(problems))
-    if fmt not in IMAGE_FORMATS:
+    if fmt not in limits.formats:
         problems.append(
             MediaProblem(
                 f"{fmt or 'unknown'} image; the API takes JPEG, PNG, BMP or WEBP "
@@ -179,7 +181,7 @@ def probe_image(source: Path | bytes) -> ImageProbe:
                 fixable=True,
             )
         )
-    side = _side_problem(width, height)
+    side = _side_problem(width, height, limits)
     if side:
         problems.append(side)
     if width * height <= _DECODE_LIMIT_PIXELS:
@@ -229,19 +231,20 @@ def _duration(data: bytes, fmt: str) -> float:
     return float(getattr(info, "length", 0.0))
 
 
-def probe_audio(source: Path | bytes) -> AudioProbe:
-    """Check audio (a file or its bytes): WAV or MP3 by content, 3 to 30 s, at most 15 MB."""
+def probe_audio(source: Path | bytes, limits: AudioLimits = AUDIO_LIMITS) -> AudioProbe:
+    """Check audio (a file or its bytes) by content: format, length in seconds, size."""
     if isinstance(source, bytes):
         data, size = source, len(source)
     else:
         size = source.stat().st_size
         with source.open("rb") as handle:
-            data = handle.read(MAX_AUDIO_BYTES + 1)
+            data = handle.read(limits.max_bytes + 1)
     problems: list[MediaProblem] = []
-    if size > MAX_AUDIO_BYTES:
-        problems.append(MediaProblem(f"{megabytes(size)}; must be at most 15 MB (shorten it)"))
+    if size > limits.max_bytes:
+        most = limits.describe_bytes()
+        problems.append(MediaProblem(f"{megabytes(size)}; must be at most {most} (shorten it)"))
     fmt = sniff_audio(data)
-    if fmt not in ("WAV", "MP3"):
+    if fmt not in limits.formats:
         what = f"{fmt} audio" if fmt else "not audio the API can read"
         problems.append(MediaProblem(f"{what}; the API takes WAV or MP3 (convert it)"))
         return AudioProbe(None, None, size, tuple(problems))
@@ -250,8 +253,9 @@ def probe_audio(source: Path | bytes) -> AudioProbe:
     except Exception as exc:  # mutagen raises its own and stdlib types on damaged files
         problems.append(MediaProblem(f"not a readable {fmt} file ({exc}); export it again"))
         return AudioProbe(fmt, None, size, tuple(problems))
-    if not MIN_AUDIO_SECONDS <= duration <= MAX_AUDIO_SECONDS:
+    if not limits.min_seconds <= duration <= limits.max_seconds:
+        span = f"{limits.min_seconds:g}-{limits.max_seconds:g} s"
         problems.append(
-            MediaProblem(f"{duration:.1f} s long; must be 3-30 s (trim or lengthen it)")
+            MediaProblem(f"{duration:.1f} s long; must be {span} (trim or lengthen it)")
         )
     return AudioProbe(fmt, duration, size, tuple(problems))

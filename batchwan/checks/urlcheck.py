@@ -25,8 +25,8 @@ from batchwan.values import CheckedRow, RowIssue, Status
 
 log = logging.getLogger(__name__)
 
-_LIMITS = {"image": MAX_IMAGE_BYTES, "audio_url": MAX_AUDIO_BYTES}
-_TYPES = {"image": ("image/",), "audio_url": ("audio/",)}
+_LIMITS = {"image": MAX_IMAGE_BYTES, "last_frame": MAX_IMAGE_BYTES, "audio_url": MAX_AUDIO_BYTES}
+_TYPES = {"image": ("image/",), "last_frame": ("image/",), "audio_url": ("audio/",)}
 _CHUNK = 64 * 1024
 
 
@@ -35,7 +35,7 @@ def _targets(rows: list[CheckedRow]) -> dict[tuple[str, str], list[int]]:
     targets: dict[tuple[str, str], list[int]] = {}
     for index, row in enumerate(rows):
         flagged = {issue.column for issue in row.issues}
-        for field in ("image", "audio_url"):
+        for field in _LIMITS:
             url = row.request.get(field)
             if (
                 isinstance(url, str)
@@ -66,7 +66,7 @@ async def _fetch_problems(session: aiohttp.ClientSession, field: str, url: str) 
         kind = response.content_type or ""
         # Storage buckets often label every upload octet-stream; the content decides then.
         if kind and not kind.endswith("octet-stream") and not kind.startswith(_TYPES[field]):
-            what = "an image" if field == "image" else "audio"
+            what = "audio" if field == "audio_url" else "an image"
             return [f"{url} is {kind}, not {what}; link the file itself"]
         if response.content_length is not None and response.content_length > limit:
             size = response.content_length
@@ -75,7 +75,8 @@ async def _fetch_problems(session: aiohttp.ClientSession, field: str, url: str) 
     if len(data) > limit:
         return [f"{url} is over {megabytes(limit)}; must be at most {megabytes(limit)}"]
     problems: tuple[MediaProblem, ...]
-    problems = probe_image(data).problems if field == "image" else probe_audio(data).problems
+    audio = field == "audio_url"
+    problems = probe_audio(data).problems if audio else probe_image(data).problems
     # The provider fetches a URL itself, so --fix-images cannot mend a remote file.
     return [p.message.replace(", or run with --fix-images)", ")") for p in problems]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -23,31 +24,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchwan.catalog.rules import RULES
-from batchwan.checks.imagesource import ImageChecker
+from batchwan.catalog.registry import DEFAULT_MODEL, REGISTRY, find_model, unknown_model_message
+from batchwan.catalog.rules import either, field_rules, shown, size_for_resolution
+from batchwan.catalog.spec import Frame, ModelSpec, tier_of_size
+from batchwan.checks.imagesource import ImageChecker, ImageVerdict
 from batchwan.errors import InputError
 from batchwan.sheet.loader import Sheet, cell_text
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)
 
-_REQUIRED = {
-    "prompt": "is empty; write what the video should show",
-    "image": "is empty; give an http(s) URL, a data: URI, or a path to a file beside the sheet",
-}
+_WHERE_IMAGE = "give an http(s) URL, a data: URI, or a path to a file beside the sheet"
 _IMAGE_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8\xff", "jpeg"), (b"BM", "bmp"))
+_FRAMES = ("image", "last_frame")
+_FROM_DEFAULTS = " (from the defaults; set this row's own cell)"
+#: Columns read for the row itself rather than sent as they are.
+ROW_COLUMNS = ("id", "model")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Which sheet column feeds each API field and the id; the rest are the user's own."""
+    """Which sheet column feeds each API field, the id and the model; the rest are the user's."""
 
-    fields: dict[str, str]  # API field (or "id") -> the sheet's column name
+    fields: dict[str, str]  # API field (or "id", "model") -> the sheet's column name
     extra: tuple[str, ...]  # the user's own columns, in sheet order
 
 
 def describe(issue: RowIssue) -> str:
-    """A row problem as one line: ``row 7: duration: must be 5 or 10, got 7``."""
+    """A row problem as one line: ``row 7: duration: wan2.5-i2v-preview takes 5 or 10, got 7``."""
     if issue.column:
         return f"row {issue.row}: {issue.column}: {issue.message}"
     return f"row {issue.row}: {issue.message}"
@@ -61,7 +65,8 @@ def layout(sheet: Sheet, spec: JobSpec) -> Layout:
     never sent would give every row a 5 s video.
     """
     fields: dict[str, str] = {}
-    for name in (*API_FIELDS, "id"):
+    names = (*API_FIELDS, *ROW_COLUMNS)
+    for name in names:
         column = spec.columns.get(name, name)
         if name in spec.columns and sheet.columns and column not in sheet.columns:
             raise InputError(
@@ -72,7 +77,7 @@ def layout(sheet: Sheet, spec: JobSpec) -> Layout:
             fields[name] = column
     for column in sheet.columns:
         near = column.strip().lower()
-        if column not in fields.values() and near in (*API_FIELDS, "id") and near not in fields:
+        if column not in fields.values() and near in names and near not in fields:
             raise InputError(
                 f"{sheet.path}: column {column!r} is not read as the API field {near!r}; "
                 f"rename it {near!r} (or map it under `columns:` in a job file)"
@@ -81,17 +86,62 @@ def layout(sheet: Sheet, spec: JobSpec) -> Layout:
     return Layout(fields, tuple(c for c in sheet.columns if c not in used))
 
 
-def content_hash(request: dict[str, Any], image_digest: str | None) -> str:
-    """sha256 of the request as canonical JSON, a local image's bytes standing in for its path."""
+def content_hash(
+    request: dict[str, Any],
+    image_digest: str | None,
+    last_frame_digest: str | None = None,
+    model: str = DEFAULT_MODEL,
+) -> str:
+    """sha256 of the request as canonical JSON, a local image's bytes standing in for its path.
+
+    The model is hashed in unless it is the default one, whose rows keep the keys they had
+    before rows could name their own model.
+    """
     canonical = dict(request)
     if image_digest is not None:
         canonical["image"] = f"sha256:{image_digest}"
+    if last_frame_digest is not None:
+        canonical["last_frame"] = f"sha256:{last_frame_digest}"
+    if model != DEFAULT_MODEL:
+        canonical["model"] = model
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("ascii")).hexdigest()
 
 
+def _takers(name: str) -> str:
+    return ", ".join(spec.name for spec in REGISTRY.values() if name in spec.fields)
+
+
+def not_taken(spec: ModelSpec, name: str) -> str:
+    """Why a field is refused on a model that does not take it, and what to do instead."""
+    if name == "image":
+        return (
+            f"{spec.name} is a text-to-video model and takes no image; leave image empty "
+            "or choose an image-to-video model"
+        )
+    if name in ("audio", "audio_url"):
+        return f"{spec.name} makes no sound and takes no {name}; leave {name} empty"
+    if name == "size":
+        return f"{spec.name} takes resolution ({either(spec.resolutions)}), not size"
+    return f"{spec.name} takes no {name}; the models that do: {_takers(name)}"
+
+
+@dataclass
+class _Draft:
+    """What one row's check has found so far."""
+
+    position: int
+    request: dict[str, Any] = dataclasses.field(default_factory=dict)
+    issues: list[RowIssue] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    frames: dict[str, ImageVerdict] = dataclasses.field(default_factory=dict)
+
+    def problem(self, column: str, message: str, fixable: bool = False) -> None:
+        self.issues.append(RowIssue(self.position, column, message, fixable))
+
+
 class _RowChecker:
-    """Checks rows of one sheet against one job spec."""
+    """Checks rows of one sheet against one job spec, each row against its own model."""
 
     def __init__(self, sheet: Sheet, spec: JobSpec, images: ImageChecker) -> None:
         self.layout = layout(sheet, spec)
@@ -99,79 +149,152 @@ class _RowChecker:
         self.defaults = {k: cell_text(v).strip() for k, v in merged.items() if k in API_FIELDS}
         self.images = images
         self.model = spec.model
+        # (field, the sheet's column or None, the column named in messages), once per sheet.
+        self._fields_plan = [
+            (name, self.layout.fields.get(name), self.layout.fields.get(name, name))
+            for name in API_FIELDS
+        ]
+
+    def _column(self, name: str) -> str:
+        return self.layout.fields.get(name, name)
+
+    def _cell(self, cells: dict[str, str], name: str) -> str:
+        column = self.layout.fields.get(name)
+        return cells.get(column, "").strip() if column is not None else ""
 
     def check(self, row: SheetRow) -> CheckedRow:
         """One row's request, or all its problems (ids and duplicates are settled by the caller)."""
-        fields = self.layout.fields
         cells = row.cells
         extra = {c: cells.get(c, "") for c in self.layout.extra}
-        row_id = cells.get(fields["id"], "").strip() if "id" in fields else ""
-        if row.read_error is not None:
-            issue = RowIssue(row.position, "", f"{row.read_error}; fix that line of the sheet")
+        row_id = self._cell(cells, "id")
+        model_text = self._cell(cells, "model") or self.model
+        spec = find_model(model_text)
+        if row.read_error is not None or spec is None:
+            if row.read_error is not None:
+                message, column = f"{row.read_error}; fix that line of the sheet", ""
+            else:
+                message, column = unknown_model_message(model_text), self._column("model")
+            issue = RowIssue(row.position, column, message)
             raw = hashlib.sha256(repr(sorted(cells.items())).encode("utf-8", "replace"))
+            request = {"prompt": self._cell(cells, "prompt")} if spec is None else {}
             return _row(
-                row,
-                row_id,
-                Status.INVALID,
-                {},
-                None,
-                raw.hexdigest(),
-                (issue,),
-                (),
-                extra,
-                self.model,
-            )
-        request: dict[str, Any] = {}
-        issues: list[RowIssue] = []
-        for name in API_FIELDS:
-            column = fields.get(name, name)
-            text = cells.get(column, "").strip() if name in fields else ""
-            if not text:
+                row, row_id, Status.INVALID, _Draft(row.position, request, [issue]),
+                raw.hexdigest(), extra, spec.name if spec else model_text,
+            )  # fmt: skip
+        draft = _Draft(row.position)
+        self._fields(cells, spec, draft)
+        self._frames(spec, draft)
+        status = Status.INVALID if draft.issues else Status.PENDING
+        digests = [draft.frames[f].digest if f in draft.frames else None for f in _FRAMES]
+        chash = content_hash(draft.request, digests[0], digests[1], spec.name)
+        return _row(row, row_id, status, draft, chash, extra, spec.name)
+
+    def _fields(self, cells: dict[str, str], spec: ModelSpec, draft: _Draft) -> None:
+        rules = field_rules(spec)
+        resolution_text, resolution_default = "", False
+        for name, source, column in self._fields_plan:
+            text = cells.get(source, "").strip() if source is not None else ""
+            from_default = not text
+            if from_default:
                 text = self.defaults.get(name, "")
             if not text:
-                if name in _REQUIRED:
-                    issues.append(RowIssue(row.position, column, _REQUIRED[name]))
+                if missing := _required(spec, name):
+                    draft.problem(column, missing)
                 continue
-            if name == "image":
-                request[name] = text
+            if name == "resolution" and spec.uses_size:
+                # A tier on a text model: settled once its size is known.
+                resolution_text, resolution_default = text, from_default
                 continue
-            value, problem = RULES[name](text)
-            request[name] = text if problem else value
+            if name not in spec.fields:
+                if from_default:
+                    draft.notes.append(f"{name}: the default {shown(text)} is not sent: "
+                                       f"{not_taken(spec, name)}")  # fmt: skip
+                else:
+                    draft.problem(column, not_taken(spec, name))
+                continue
+            if name in _FRAMES:
+                draft.request[name] = text
+                continue
+            value, problem = rules[name](text)
+            draft.request[name] = text if problem else value
             if problem:
-                issues.append(RowIssue(row.position, column, problem))
-        path: Path | None = None
-        digest: str | None = None
-        notes: tuple[str, ...] = ()
-        if "image" in request:
-            verdict = self.images.check(request["image"])
-            column = fields.get("image", "image")
-            issues.extend(
-                RowIssue(row.position, column, p.message, p.fixable) for p in verdict.problems
+                draft.problem(column, problem + (_FROM_DEFAULTS if from_default else ""))
+            elif name == "resolution" and value in spec.doubtful:
+                draft.notes.append(f"{name}: {spec.doubtful[value]}")
+        if resolution_text:
+            self._tier_as_size(spec, resolution_text, draft, resolution_default)
+        if (
+            draft.request.get("shot_type") == "multi"
+            and draft.request.get("prompt_extend") is False
+        ):
+            draft.problem(
+                self._column("shot_type"),
+                "multi needs prompt_extend; set prompt_extend to true or shot_type to single",
             )
-            path, digest, notes = verdict.path, verdict.digest, verdict.notes
-        status = Status.INVALID if issues else Status.PENDING
-        chash = content_hash(request, digest)
-        return _row(
-            row, row_id, status, request, path, chash, tuple(issues), notes, extra, self.model
-        )
+
+    def _tier_as_size(self, spec: ModelSpec, text: str, draft: _Draft, from_default: bool) -> None:
+        """A text model given `720P`: that tier's landscape size, said as a note."""
+        column = self._column("resolution")
+        size, problem = size_for_resolution(spec, text)
+        if problem:
+            draft.problem(column, problem + (_FROM_DEFAULTS if from_default else ""))
+            return
+        given = draft.request.get("size")
+        if given is None:
+            draft.request["size"] = size
+            tier = tier_of_size(size)
+            draft.notes.append(
+                f"resolution: {tier} on {spec.name} is sent as size {size} (the {tier} "
+                "landscape size; write a size to choose another)"
+            )
+        elif isinstance(given, str) and tier_of_size(given) != tier_of_size(size):
+            draft.problem(
+                column,
+                f"{shown(text)} and size {given} disagree; give only one of them",
+            )
+
+    def _frames(self, spec: ModelSpec, draft: _Draft) -> None:
+        for name in _FRAMES:
+            text = draft.request.get(name)
+            if not isinstance(text, str):
+                continue
+            verdict = self.images.check(text)
+            draft.frames[name] = verdict
+            column = self._column(name)
+            for p in verdict.problems:
+                draft.problem(column, p.message, p.fixable)
+            # The image checker speaks of "image"; a last frame's fix is the last frame's.
+            draft.notes.extend(
+                f"{name}: {note.removeprefix('image: ')}" if name != "image" else note
+                for note in verdict.notes
+            )
+
+
+def _required(spec: ModelSpec, name: str) -> str | None:
+    if name == "prompt":
+        return "is empty; write what the video should show"
+    if name == "image" and spec.takes_image:
+        return f"is empty; {_WHERE_IMAGE}"
+    if name == "last_frame" and spec.last_frame is Frame.REQUIRED:
+        return f"is empty; {spec.name} needs a last frame too: {_WHERE_IMAGE}"
+    return None
 
 
 def _row(
     row: SheetRow,
     row_id: str,
     status: Status,
-    request: dict[str, Any],
-    path: Path | None,
+    draft: _Draft,
     chash: str,
-    issues: tuple[RowIssue, ...],
-    notes: tuple[str, ...],
     extra: dict[str, str],
     model: str,
 ) -> CheckedRow:
     key = row_id or chash[:16]
+    first, last = draft.frames.get("image"), draft.frames.get("last_frame")
     return CheckedRow(
-        row.position, key, key, status, request, path, chash, issues, notes, extra, bool(row_id),
-        model=model, line=row.line,
+        row.position, key, key, status, draft.request, first.path if first else None, chash,
+        tuple(draft.issues), tuple(draft.notes), extra, bool(row_id), model=model, line=row.line,
+        last_frame_path=last.path if last else None,
     )  # fmt: skip
 
 
@@ -182,7 +305,13 @@ def check_rows(
     image_root: Path | None = None,
     fix_dir: Path | None = None,
 ) -> list[CheckedRow]:
-    """Check every row: PENDING if valid, INVALID with all its problems, or DUPLICATE."""
+    """Check every row: PENDING if valid, INVALID with all its problems, or DUPLICATE.
+
+    InputError when the job's own model (``--model``, ``model:``) is not a registered one: a
+    typo there is a bad option, not a fault of any row.
+    """
+    if find_model(spec.model) is None:
+        raise InputError(f"--model / model: {unknown_model_message(spec.model)}")
     base = sheet.path.parent.resolve()
     root = image_root.resolve() if image_root is not None else base
     if fix_dir is not None:
@@ -226,22 +355,38 @@ def _with(row: CheckedRow, status: Status, issues: tuple[RowIssue, ...]) -> Chec
 
 
 def build_body(row: CheckedRow) -> dict[str, Any]:
-    """The exact JSON body to POST; a local image is read and sent as a base64 data: URI."""
+    """The exact JSON body to POST; local frames are read and sent as base64 data: URIs."""
+    spec = find_model(row.model)
+    if spec is None:
+        raise InputError(f"row {row.position}: model: {unknown_model_message(row.model)}")
     body = dict(row.request)
-    # Always say the resolution and length that the cost estimate assumed, so the bill
-    # matches the plan even where the sheet left them to the provider's defaults.
-    body.setdefault("resolution", row.resolution)
+    # Always say the resolution (or size) and length that the cost estimate assumed, so the
+    # bill matches the plan even where the sheet left them to the provider's defaults.
+    if spec.uses_size:
+        body.setdefault("size", spec.default_size)
+    else:
+        body.setdefault("resolution", row.resolution)
     body.setdefault("duration", row.duration)
-    if row.image_path is not None:
+    for name, path in (("image", row.image_path), ("last_frame", row.last_frame_path)):
+        if path is None:
+            continue
         try:
-            data = row.image_path.read_bytes()
+            stat = path.stat()
+            body[name] = _data_uri(path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
         except OSError as exc:
             raise InputError(
-                f"row {row.position}: image: {row.image_path} can no longer be read "
-                f"({exc.strerror or exc})"
+                f"row {row.position}: {name}: {path} can no longer be read ({exc.strerror or exc})"
             ) from None
-        body["image"] = f"data:image/{image_subtype(data)};base64,{base64.b64encode(data).decode()}"
     return body
+
+
+# Rows often share one frame: each file is read and encoded once, keyed by its path and identity
+# (size, modification time, inode), so an edited file is read afresh. Few entries: each can be
+# over 13 MB of text.
+@functools.lru_cache(maxsize=4)
+def _data_uri(path: Path, size: int, mtime_ns: int, inode: int) -> str:
+    data = path.read_bytes()
+    return f"data:image/{image_subtype(data)};base64,{base64.b64encode(data).decode()}"
 
 
 def image_subtype(data: bytes) -> str:

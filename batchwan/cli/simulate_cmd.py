@@ -77,6 +77,12 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
     help="require `Authorization: Bearer <key>`, the key read from environment variable VAR",
 )
 @click.option("--allow-remote", is_flag=True, help="allow a --host that is not loopback")
+@click.option(
+    "--unserved-models",
+    multiple=True,
+    metavar="MODEL",
+    help="answer 404 at this model's path, as a provider that does not serve it (repeatable)",
+)
 @_setting_options
 def simulate(
     host: str, port: int, key_env: str | None, allow_remote: bool, **settings: Any

@@ -103,7 +103,7 @@ def validate(
     \b
     Example:
       $ batchwan validate samples/mistakes.csv --report problems.csv
-      row 2: duration: must be 5 or 10, got 7
+      row 2: duration: wan2.5-i2v-preview takes 5 or 10, got 7
       ...
       11 rows: 3 valid, 7 invalid, 1 duplicate
     """
@@ -115,7 +115,9 @@ def validate(
         for issue in row.issues:
             echo(describe(issue))
         for note in row.notes:
-            echo(f"row {row.position}: would fix {note}")
+            # Frame notes say what --fix-images did; the others what a model makes of a cell.
+            fixed = note.startswith(("image: ", "last_frame: "))
+            echo(f"row {row.position}: {'would fix ' if fixed else ''}{note}")
     if report_path is not None:
         try:
             write_report(report_path, rows)

@@ -46,12 +46,12 @@ VIDEOS_DIR = "videos"
 class ApiClient(Protocol):
     """What the runner needs of the provider's client."""
 
-    async def create(self, body: dict[str, Any]) -> TaskInfo:
-        """Send one create request."""
+    async def create(self, body: dict[str, Any], *, model: str | None = None) -> TaskInfo:
+        """Send one create request (to ``model``'s path; None: the client's own model)."""
         ...
 
-    async def get(self, task_id: str) -> TaskInfo:
-        """Look up one task."""
+    async def get(self, task_id: str, *, model: str | None = None) -> TaskInfo:
+        """Look up one task of ``model`` (None: the client's own model)."""
         ...
 
     async def download(self, url: str, dest: Path) -> int:
@@ -172,6 +172,8 @@ class Runner:
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
         self._taken_names: set[str] | None = None  # video files chosen in this run folder
         self._unrecorded: dict[str, str] = {}  # row key -> its accepted task, until committed
+        self._no_endpoint: set[str] = set()  # models whose create path answered 404
+        self._accepted_any = False  # a create was accepted: the base URL is right
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -299,6 +301,8 @@ class Runner:
     async def _submit_worker(self, queue: deque[CheckedRow]) -> None:
         while queue and not self._no_more_creates.is_set():
             row = queue.popleft()
+            if row.model in self._no_endpoint:
+                continue  # already given the 404's reason
             await self._in_flight.acquire()
             accepted = False
             try:
@@ -363,8 +367,9 @@ class Runner:
             try:
                 await self.ledger.begin_create(row.key)
                 log.info("row %s: create sent (try %s)", row.position, attempt + 1)
-                info = await self.client.create(body)
+                info = await self.client.create(body, model=row.model or None)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
+                self._accepted_any = True
                 # Said before the commit, which can fail (a full disk): a task id is never lost.
                 log.info(
                     "row %s: accepted as task %s (trace %s)", row.position, info.task_id,
@@ -411,13 +416,24 @@ class Runner:
             self.stop(StopReason.ACCOUNT, f"{exc} (trace {exc.trace_id or '-'})")
             raise _StopRun from exc
         if isinstance(exc, Rejected) and exc.http_status == 404:
-            # No such endpoint: a wrong --base-url or --model, the same for every row.
+            # No such endpoint: a wrong --base-url or --model, the same for every row of this
+            # row's model. Rows of other models go on; when no model is left and none was ever
+            # accepted, the base URL itself is wrong: stop before polls mark old tasks lost.
             self._committed -= entry.cost
             message = f"not sent: {exc}; check --base-url and --model, then run again"
-            self.stop(StopReason.NO_ENDPOINT, message)
-            await self.ledger.settle_pending(self._rows_by_key, message)
+            self._no_endpoint.add(row.model)
+            same = [key for key, other in self._rows_by_key.items() if other.model == row.model]
+            await self.ledger.settle_pending(same, message)
             await self.ledger.create_settled(row.key, Status.PENDING, message)
-            raise _StopRun from exc
+            waiting = {
+                other.model
+                for key, other in self._rows_by_key.items()
+                if self.ledger.entries[key].status is Status.PENDING
+            }
+            if waiting <= self._no_endpoint and not self._accepted_any:
+                self.stop(StopReason.NO_ENDPOINT, message)
+                raise _StopRun from exc
+            return False
         if isinstance(exc, Rejected):
             self._committed -= entry.cost
             await self.ledger.create_settled(row.key, Status.FAILED, str(exc))
@@ -504,7 +520,7 @@ class Runner:
                     return
                 try:
                     async with self._polls:
-                        info = await self.client.get(entry.task_id or "")
+                        info = await self.client.get(entry.task_id or "", model=entry.model or None)
                 except TaskNotFound as exc:
                     not_found += 1
                     if not_found >= self.options.not_found_limit:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from batchwan.catalog.registry import find_model
 from batchwan.errors import (
     AccountError,
     ApiError,
@@ -47,12 +48,15 @@ VIDEOS_LIMIT = 8
 
 
 def generation_path(model: str) -> str:
-    """The create path of ``model`` when the model registry gives none.
+    """The create path of ``model``: the model registry's, else MuleRouter's naming pattern.
 
     MuleRouter's own ``*-spark`` models live under its own vendor; the Wan models under alibaba.
     """
     if not _MODEL_NAME.fullmatch(model):
         raise InputError(f"model name {model!r} is not usable in a URL path")
+    spec = find_model(model)
+    if spec is not None:
+        return spec.path
     vendor = "mulerouter" if model.endswith("-spark") else "alibaba"
     return f"/vendors/{vendor}/v1/{quote(model, safe='')}/generation"
 

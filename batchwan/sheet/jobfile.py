@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from batchwan.catalog.prices import normalise_resolution
+from batchwan.catalog.prices import parse_prices
 from batchwan.errors import InputError
 from batchwan.sheet.loader import parse_yaml, read_text
-from batchwan.values import API_FIELDS, DEFAULT_PRICES, JobSpec
+from batchwan.values import API_FIELDS, JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ JOB_KEYS: tuple[str, ...] = (
 MAX_CONCURRENCY = 512
 LEAST_INTERVAL = 0.01
 
-#: What ``columns:`` may map: the API's fields and the row's id.
-MAPPABLE: tuple[str, ...] = (*API_FIELDS, "id")
+#: What ``columns:`` may map: the API's fields, the row's id and its model.
+MAPPABLE: tuple[str, ...] = (*API_FIELDS, "id", "model")
 
 
 def load_source(path: Path) -> JobSpec:
@@ -80,7 +80,7 @@ def _job_spec(path: Path, data: dict[Any, Any]) -> JobSpec:
     if data.get("max_cost") is not None:
         kwargs["max_cost"] = _number(path, "max_cost", data["max_cost"], least=0)
     if data.get("prices") is not None:
-        kwargs["prices"] = _prices(path, data["prices"])
+        kwargs["prices"], kwargs["model_prices"] = _prices(path, data["prices"])
     if data.get("group_by") is not None:
         kwargs["group_by"] = _group_by(path, data["group_by"])
     spec = JobSpec(**kwargs)
@@ -165,13 +165,6 @@ def _defaults(path: Path, value: Any) -> dict[str, Any]:
     return defaults
 
 
-def _prices(path: Path, value: Any) -> dict[str, float]:
-    prices = dict(DEFAULT_PRICES)
-    for resolution, price in _mapping(path, "prices", value).items():
-        name = normalise_resolution(resolution)
-        if name not in DEFAULT_PRICES:
-            raise InputError(
-                f"{path}: `prices:` has {resolution!r}; use {', '.join(DEFAULT_PRICES)}"
-            )
-        prices[name] = _number(path, f"prices: {name}", price, least=0)
-    return prices
+def _prices(path: Path, value: Any) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """`prices:` per resolution for every model, and optionally per model (a nested mapping)."""
+    return parse_prices(_mapping(path, "prices", value), source=f"{path}: ")

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from batchwan.catalog.registry import REGISTRY
+from batchwan.catalog.spec import ModelSpec
 from batchwan.sim.faults import fault_body
 from batchwan.sim.mp4 import tiny_mp4
 from batchwan.sim.rules import check_create_body
@@ -17,8 +19,9 @@ from batchwan.sim.rules import check_create_body
 if TYPE_CHECKING:
     from batchwan.sim.simulator import Simulator
 
-GENERATION = "/vendors/alibaba/v1/{model}/generation"
-MAX_BODY = 32 * 1024 * 1024  # a 10 MB image is ~13.4 MB as base64
+GENERATION = "/vendors/{vendor}/v1/{model}/generation"
+# Room for two frames at the image limit as base64 (4/3 of their bytes), and the rest of a body.
+MAX_BODY = 3 * max(spec.image.max_bytes for spec in REGISTRY.values()) + (1 << 20)
 
 
 def build_app(sim: Simulator) -> web.Application:
@@ -60,11 +63,24 @@ class _Handlers:
         self.sim.count("unauthorized_401")
         return web.json_response({"detail": problem}, status=401)
 
+    def _model(self, request: web.Request) -> ModelSpec | None:
+        """The model served at this path; None (and a 404 counted) for a path of no model."""
+        spec = REGISTRY.get(request.match_info["model"])
+        unserved = spec is not None and spec.name in self.sim.config.unserved_models
+        if spec is None or spec.vendor != request.match_info["vendor"] or unserved:
+            self.sim.count("not_found_404")
+            return None
+        return spec
+
     async def create(self, request: web.Request) -> web.StreamResponse:
         self.sim.count("creates_received")
         refused = self._refuse_unauthorized(request)
         if refused:
             return refused
+        spec = self._model(request)
+        if spec is None:
+            return _no_model(request)
+        self.sim.count_create(spec.path)
         raw = await request.read()
         body: Any = None
         try:
@@ -72,10 +88,10 @@ class _Handlers:
         except ValueError:
             reason: str | None = "request body is not valid JSON"
         else:
-            reason = check_create_body(body)
+            reason = check_create_body(body, spec)
         if reason:
             return _failed_envelope(self.sim.rejected_id(), reason)
-        decision = self.sim.decide_create(request.match_info["model"], body)
+        decision = self.sim.decide_create(spec, body)
         await self._pause(decision.delay)
         if decision.fault in ("drop_before", "drop_after"):
             return _drop(request)
@@ -97,8 +113,11 @@ class _Handlers:
         refused = self._refuse_unauthorized(request)
         if refused:
             return refused
+        spec = self._model(request)
+        if spec is None:
+            return _no_model(request)
         origin = f"{request.scheme}://{request.host}"
-        decision = self.sim.decide_get(request.match_info["task_id"], origin)
+        decision = self.sim.decide_get(request.match_info["task_id"], origin, spec.name)
         await self._pause(decision.delay)
         if decision.fault is not None:
             return _respond(*fault_body(decision.fault))
@@ -107,9 +126,10 @@ class _Handlers:
     async def video(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         task_id = name.removesuffix(".mp4")
-        if task_id == name or not self.sim.video_for(task_id):
+        seconds = self.sim.video_for(task_id) if task_id != name else None
+        if seconds is None:
             return web.json_response({"detail": f"no video {name}"}, status=404)
-        return web.Response(body=tiny_mp4(task_id), content_type="video/mp4")
+        return web.Response(body=tiny_mp4(task_id, seconds=seconds), content_type="video/mp4")
 
     async def stats(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response(self.sim.stats())
@@ -136,6 +156,13 @@ def _respond(status: int, payload: Any, headers: dict[str, str] | None = None) -
     if isinstance(payload, str):
         return web.Response(text=payload, status=status, content_type="text/html", headers=headers)
     return web.json_response(payload, status=status, headers=headers)
+
+
+def _no_model(request: web.Request) -> web.Response:
+    names = ", ".join(REGISTRY)
+    return web.json_response(
+        {"detail": f"no model is served at {request.path}; the models are: {names}"}, status=404
+    )
 
 
 def _failed_envelope(task_id: str, detail: str) -> web.Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-from functools import cache
+from functools import lru_cache
 
 from PIL import Image
 
@@ -113,9 +113,9 @@ def _moov(width: int, height: int, duration: int, frame_size: int, chunk_offset:
     return _box(b"moov", mvhd, trak)
 
 
-@cache
+@lru_cache(maxsize=256)  # a long simulator session serves many distinct clips
 def tiny_mp4(label: str = "", *, width: int = 160, height: int = 96, seconds: float = 1.0) -> bytes:
-    """A small valid MP4 of one still frame; ``label`` picks its colour, so clips differ."""
+    """A small valid MP4 of one still frame lasting ``seconds``; ``label`` picks its colour."""
     if width <= 0 or height <= 0 or seconds <= 0:
         raise ValueError("width, height and seconds must be positive")
     digest = hashlib.sha256(label.encode("utf-8")).digest()

@@ -37,6 +37,8 @@ from typing import Any
 
 from aiohttp import web
 
+from batchwan.catalog.registry import REGISTRY, unknown_model_message
+from batchwan.catalog.spec import ModelSpec
 from batchwan.sim.app import build_app
 from batchwan.sim.faults import CREATE_FAULTS, FAULT_NAMES, FaultPlan, status_word
 
@@ -80,6 +82,7 @@ class SimConfig:
     max_creates_per_second: int | None = None
     hold: bool = False
     status_vocabulary: str = "mixed"
+    unserved_models: tuple[str, ...] = ()  # registered models whose paths answer 404 here
 
     def __post_init__(self) -> None:
         for name in RATE_FIELDS:
@@ -99,6 +102,9 @@ class SimConfig:
             limit = getattr(self, name)
             if limit is not None and limit < 1:
                 raise ValueError(f"{name} must be at least 1 when set")
+        unknown = [name for name in self.unserved_models if name not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unserved_models: {unknown_model_message(unknown[0])}")
         if self.status_vocabulary not in VOCABULARIES:
             raise ValueError(f"status_vocabulary must be one of {', '.join(VOCABULARIES)}")
 
@@ -107,6 +113,7 @@ class SimConfig:
 class _Task:
     task_id: str
     model: str
+    seconds: int  # the video's length: the body's duration, else the model's default
     prompt: str
     payload_hash: str
     fate: str  # completed | failed | no_video | dropped_after | error_after_create
@@ -154,6 +161,7 @@ class Simulator:
         self._accepted: deque[float] = deque()  # times of recent accepted creates
         self._hashes: set[str] = set()
         self._counts: Counter[str] = Counter()
+        self._creates_by_path: Counter[str] = Counter()
         self._faults: Counter[str] = Counter({name: 0 for name in FAULT_NAMES})
         self._max_in_flight = 0
         self._max_per_second = 0
@@ -174,6 +182,8 @@ class Simulator:
                 "gets": self._counts["gets"],
                 "downloads": self._counts["downloads"],
                 "rejected_400": self._counts["rejected_400"],
+                "not_found_404": self._counts["not_found_404"],
+                "creates_by_path": dict(self._creates_by_path),
                 "unauthorized_401": self._counts["unauthorized_401"],
                 "faults": dict(self._faults),
                 "tasks_by_fate": dict(Counter(t.fate for t in self._tasks.values())),
@@ -217,13 +227,18 @@ class Simulator:
         with self._lock:
             self._counts[name] += 1
 
+    def count_create(self, path: str) -> None:
+        """Count one create received at a model's path."""
+        with self._lock:
+            self._creates_by_path[path] += 1
+
     def rejected_id(self) -> str:
         """A fresh id for the failed envelope of a 400, counting the rejection."""
         with self._lock:
             self._counts["rejected_400"] += 1
             return self._plan.rejected_id()
 
-    def decide_create(self, model: str, body: dict[str, Any]) -> CreateDecision:
+    def decide_create(self, model: ModelSpec, body: dict[str, Any]) -> CreateDecision:
         """Draw this create's fate, apply the limits, and make the task when it gets one."""
         with self._lock:
             now = self._clock()
@@ -246,8 +261,11 @@ class Simulator:
             retry_after = self._retry_after() if fault == "429" else None
             return CreateDecision(fault, envelope, delay, retry_after)
 
-    def decide_get(self, task_id: str, origin: str) -> GetDecision:
-        """Draw this get's faults and answer from the task's state now."""
+    def decide_get(self, task_id: str, origin: str, model: str | None = None) -> GetDecision:
+        """Draw this get's faults and answer from the task's state now.
+
+        A task asked for at another model's path is not found there, as at the service.
+        """
         with self._lock:
             now = self._clock()
             poll_fault = self._plan.poll_fault()
@@ -257,7 +275,7 @@ class Simulator:
                 self._faults[name] += 1
                 return GetDecision(poll_fault, name, None, delay)
             task = self._tasks.get(task_id)
-            if task is None:
+            if task is None or (model is not None and task.model != model):
                 return GetDecision(404, None, {"detail": f"task {task_id} not found"}, delay)
             task.lookups += 1
             if task.lookups <= self.config.not_found_polls:
@@ -265,16 +283,17 @@ class Simulator:
                 return GetDecision(404, "404_new_task", None, delay)
             return GetDecision(200, None, self._answer(task, now, origin), delay)
 
-    def video_for(self, task_id: str) -> bool:
-        """Whether ``task_id`` has a video to serve now, counting the download if so."""
+    def video_for(self, task_id: str) -> int | None:
+        """The seconds of ``task_id``'s video when it has one to serve now (counting the
+        download), else None."""
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None or self._phase(task, self._clock())[0] != "completed":
-                return False
+                return None
             if task.outcome != "completed":
-                return False
+                return None
             self._counts["downloads"] += 1
-            return True
+            return task.seconds
 
     # -- inside the lock ----------------------------------------------------------------------
 
@@ -302,7 +321,9 @@ class Simulator:
             return when.strftime("%a, %d %b %Y %H:%M:%S GMT")
         return str(math.ceil(seconds))
 
-    def _make_task(self, now: float, model: str, body: dict[str, Any], fate: str | None) -> _Task:
+    def _make_task(
+        self, now: float, model: ModelSpec, body: dict[str, Any], fate: str | None
+    ) -> _Task:
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         payload_hash = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
         if payload_hash in self._hashes:
@@ -312,7 +333,8 @@ class Simulator:
         traits = self._plan.traits()
         task = _Task(
             task_id=traits.task_id,
-            model=model,
+            model=model.name,
+            seconds=int(body.get("duration", model.default_duration)),
             prompt=str(body.get("prompt", "")),
             payload_hash=payload_hash,
             fate=fate or outcome,
@@ -373,6 +395,7 @@ class Simulator:
         return {
             "id": task.task_id,
             "model": task.model,
+            "seconds": task.seconds,
             "prompt": task.prompt,
             "payload_hash": task.payload_hash,
             "status": phase,

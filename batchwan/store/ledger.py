@@ -221,7 +221,7 @@ class Ledger:
                         row.key,
                         row.content_hash,
                         Status.PENDING,
-                        model,
+                        row.model or model,  # polls go to the path of the row's own model
                         cost,
                         row.resolution,
                         row.duration,

@@ -50,6 +50,11 @@ def request_as_sent(row: CheckedRow) -> dict[str, Any]:
     request = dict(row.request)
     if "image" in request:
         request["image"] = image_label(row)
+    last = request.get("last_frame")
+    if row.last_frame_path is not None:  # a last frame is labelled like the first
+        request["last_frame"] = str(row.last_frame_path)
+    elif isinstance(last, str) and last.startswith("data:"):
+        request["last_frame"] = f"{last[:40]}... ({len(last)} characters)"
     return request
 
 
