@@ -264,7 +264,7 @@ class Pipeline:
             )  # fmt: skip
             try:
                 _remember_choices(ledger, prepared.spec)
-                result = await self._run_recorded(ledger, [*warnings, *changed])
+                result = await self._run_recorded(ledger, changed, warnings)
             finally:
                 ledger.close()
         self.phase = Phase.DONE
@@ -274,13 +274,16 @@ class Pipeline:
         self._emit(events.RunEnded(prepared.run_dir, dict(counts), stop, said))
         return result
 
-    async def _run_recorded(self, ledger: Ledger, changed: list[str]) -> RunResult:
+    async def _run_recorded(
+        self, ledger: Ledger, changed: list[str], notes: Sequence[str] = ()
+    ) -> RunResult:
+        """The pool and the final outputs; ``changed`` rows need attention, ``notes`` are said."""
         from batchwan.execution import write_final_outputs
 
         prepared = self.prepared
         to_follow = _to_follow(prepared.rows, ledger)
         self._emit(
-            events.RunStarted(prepared.run_dir, len(prepared.rows), to_follow, tuple(changed))
+            events.RunStarted(prepared.run_dir, len(prepared.rows), to_follow, (*notes, *changed))
         )
         problems: list[str] = []
         if self._stop_asked:  # asked before the pool started: nothing was sent
@@ -299,7 +302,7 @@ class Pipeline:
             prepared.run_dir,
             ledger.records(),
             outcome,
-            tuple(changed),
+            (*notes, *changed),
             tuple(problems),
             rows_changed=bool(changed),
         )

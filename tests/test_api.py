@@ -129,7 +129,7 @@ def test_a_bad_row_is_a_row_of_the_frame_with_its_problem(
     source.loc[1, "duration"] = 7
     frame = batchwan.run(source, **_fast(sim, tmp_path / "run"))
     assert frame["status"].tolist() == ["succeeded", "invalid", "succeeded"]
-    assert "must be 5 or 10, got 7" in frame.loc[1, "error"]
+    assert "wan2.5-i2v-preview takes 5 or 10, got 7" in frame.loc[1, "error"]
     assert pd.isna(frame.loc[1, "task_id"])
 
 
@@ -183,7 +183,7 @@ def test_validate_gives_every_problem_as_a_frame(tmp_path: Path) -> None:
     }
     assert problems["row"].tolist() == [1, 3]
     assert problems["column"].tolist() == ["prompt", "duration"]
-    assert problems["message"].tolist()[1] == "must be 5 or 10, got 7"
+    assert problems["message"].tolist()[1] == "wan2.5-i2v-preview takes 5 or 10, got 7"
     assert sorted(tmp_path.iterdir()) == before
     assert batchwan.validate(_frame(2)).empty
 

@@ -38,13 +38,13 @@ class Breaking:
             self.broken = True
             raise RecursionError("maximum recursion depth exceeded")
 
-    async def create(self, body: dict[str, Any]) -> TaskInfo:
+    async def create(self, body: dict[str, Any], *, model: str | None = None) -> TaskInfo:
         """Create through the real client (the break comes after the send)."""
         info = await self.client.create(body)
         self._maybe_break("create")
         return info
 
-    async def get(self, task_id: str) -> TaskInfo:
+    async def get(self, task_id: str, *, model: str | None = None) -> TaskInfo:
         """Look up through the real client, or break."""
         self._maybe_break("get")
         return await self.client.get(task_id)
