@@ -56,6 +56,7 @@ class Sheet:
     columns: tuple[str, ...]
     rows: list[SheetRow]
     defaults: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what was guessed in reading it (encoding, separator, tab)
 
 
 def read_sheet(path: Path) -> Sheet:
