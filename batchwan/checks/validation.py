@@ -26,6 +26,7 @@ from typing import Any
 from batchwan.catalog.rules import RULES
 from batchwan.checks.imagesource import ImageChecker
 from batchwan.errors import InputError
+from batchwan.sheet.headers import canonical_field, match_headers
 from batchwan.sheet.loader import Sheet, cell_text
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
@@ -44,6 +45,7 @@ class Layout:
 
     fields: dict[str, str]  # API field (or "id") -> the sheet's column name
     extra: tuple[str, ...]  # the user's own columns, in sheet order
+    notes: tuple[str, ...] = ()  # headers read loosely, said once
 
 
 def describe(issue: RowIssue) -> str:
@@ -54,36 +56,24 @@ def describe(issue: RowIssue) -> str:
 
 
 def layout(sheet: Sheet, spec: JobSpec) -> Layout:
-    """Map API fields to columns: the job file's `columns:`, else the column of the same name.
+    """Map API fields to columns as a person reads the headers (see ``sheet.headers``)."""
+    defaulted = {*spec.defaults, *(canonical_field(k) or k for k in sheet.defaults)}
+    readable = any(r.read_error is None for r in sheet.rows)  # else the rows say what is wrong
+    match = match_headers(
+        sheet.path, sheet.columns, known=(*API_FIELDS, "id", "take"), mapped=spec.columns,
+        required=_REQUIRED if readable else (), defaulted=defaulted,
+    )  # fmt: skip
+    return Layout(match.fields, match.extra, match.notes)
 
-    A header that differs from an API field only in case or spaces (``Prompt``, ``Seed ``) is
-    refused rather than silently carried as the user's own column: a `Duration` of 10 that is
-    never sent would give every row a 5 s video.
+
+def content_hash(request: dict[str, Any], image_digest: str | None, take: str = "") -> str:
+    """sha256 of the request as canonical JSON, a local image's bytes standing in for its path.
+
+    A ``take`` cell (a deliberate second take of the same request) is part of the hash.
     """
-    fields: dict[str, str] = {}
-    for name in (*API_FIELDS, "id"):
-        column = spec.columns.get(name, name)
-        if name in spec.columns and sheet.columns and column not in sheet.columns:
-            raise InputError(
-                f"{sheet.path}: the job file maps {name} to column {column!r}, which the "
-                f"sheet does not have; its columns are: {', '.join(sheet.columns)}"
-            )
-        if column in sheet.columns:
-            fields[name] = column
-    for column in sheet.columns:
-        near = column.strip().lower()
-        if column not in fields.values() and near in (*API_FIELDS, "id") and near not in fields:
-            raise InputError(
-                f"{sheet.path}: column {column!r} is not read as the API field {near!r}; "
-                f"rename it {near!r} (or map it under `columns:` in a job file)"
-            )
-    used = set(fields.values())
-    return Layout(fields, tuple(c for c in sheet.columns if c not in used))
-
-
-def content_hash(request: dict[str, Any], image_digest: str | None) -> str:
-    """sha256 of the request as canonical JSON, a local image's bytes standing in for its path."""
     canonical = dict(request)
+    if take:
+        canonical["take"] = take
     if image_digest is not None:
         canonical["image"] = f"sha256:{image_digest}"
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
@@ -95,7 +85,8 @@ class _RowChecker:
 
     def __init__(self, sheet: Sheet, spec: JobSpec, images: ImageChecker) -> None:
         self.layout = layout(sheet, spec)
-        merged = {**sheet.defaults, **spec.defaults}
+        own = {canonical_field(k) or k: v for k, v in sheet.defaults.items()}
+        merged = {**own, **spec.defaults}
         self.defaults = {k: cell_text(v).strip() for k, v in merged.items() if k in API_FIELDS}
         self.images = images
         self.model = spec.model
@@ -150,7 +141,8 @@ class _RowChecker:
             )
             path, digest, notes = verdict.path, verdict.digest, verdict.notes
         status = Status.INVALID if issues else Status.PENDING
-        chash = content_hash(request, digest)
+        take = cells.get(fields["take"], "").strip() if "take" in fields else ""
+        chash = content_hash(request, digest, take)
         return _row(
             row, row_id, status, request, path, chash, tuple(issues), notes, extra, self.model
         )
