@@ -22,10 +22,12 @@ def checked_sheet(
 
     With ``run_dir``, fixable images are fixed into ``run_dir/fixed-images``.
     """
-    from batchwan.checks.validation import check_rows
+    from batchwan.checks.validation import check_rows, layout
     from batchwan.sheet.loader import read_sheet
 
     sheet = read_sheet(spec.sheet)
+    for note in (*sheet.notes, *layout(sheet, spec).notes):
+        click.echo(f"note: {note}", err=True)
     fix_dir = run_dir / "fixed-images" if run_dir is not None else None
     rows = check_rows(sheet, spec, image_root=image_root, fix_dir=fix_dir)
     sent = {spec.columns.get(name, name) for name in (*API_FIELDS, "id")}

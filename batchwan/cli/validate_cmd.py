@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from batchwan.checks.urlcheck import check_urls
-from batchwan.checks.validation import check_rows, describe
+from batchwan.checks.validation import check_rows, describe, layout
 from batchwan.cli import exit_codes
 from batchwan.errors import InputError
 from batchwan.outputs.results import as_text_cell
@@ -59,6 +59,8 @@ def _check(
             # A slip of the tab key would otherwise replace the user's sheet with the report.
             raise InputError(f"--report {report} would overwrite {given}; name another file")
     sheet = read_sheet(spec.sheet)
+    for note in (*sheet.notes, *layout(sheet, spec).notes):
+        click.echo(f"note: {note}", err=True)
     if not fix_images:
         rows = check_rows(sheet, spec, image_root=image_root)
     else:
