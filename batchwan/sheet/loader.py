@@ -1,7 +1,8 @@
 """Read any sheet format into rows that remember their position, cells as the user typed them.
 
 Formats: CSV, TSV, XLSX, JSONL and YAML (a list of mappings, or a mapping with ``rows:`` and an
-optional ``defaults:``). Text is UTF-8, with or without a byte-order mark.
+optional ``defaults:``). Encodings and separators: ``sheet.textread``; workbooks (tabs, links,
+merged cells, hidden rows): ``sheet.workbook``.
 
 Choices a user can rely on:
 
@@ -13,6 +14,13 @@ Choices a user can rely on:
   from spreadsheet programs often end in rows of bare commas, and reporting each as a row with
   no prompt helps nobody. Every other row keeps its position among the data rows, starting at 1.
   In JSONL a blank line is skipped; in YAML every list item is a row.
+* The header is the first row that names a field (``prompt``, ``Image URL``...) among the first
+  20 non-blank rows, so title rows above it are skipped (and said); when no row names a field,
+  the first non-blank row is the header.
+* Each row knows its ``line``: the number the spreadsheet program shows for it (in a CSV the
+  record's number counting the header, title and blank rows, which is its line number unless a
+  cell above spans lines; in a workbook its row number; in JSONL its line; in YAML the line where
+  its item starts).
 * A line that cannot be parsed (a JSONL line that is not a JSON object, a CSV row with more cells
   than the header) is a problem of that row only: ``SheetRow.read_error``.
 * A file that cannot be read at all raises one ``InputError`` naming the file and the reason.
@@ -20,13 +28,9 @@ Choices a user can rely on:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import logging
-import warnings
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,17 +39,27 @@ from typing import Any
 import yaml
 
 from batchwan.errors import InputError
-from batchwan.values import SheetRow
+from batchwan.sheet.headers import read_header
+from batchwan.sheet.textread import (
+    MAX_LINE,
+    TOO_LONG,
+    Record,
+    bounded_lines,
+    detect_encoding,
+    read_records,
+    text_format,
+)
+from batchwan.values import JobSpec, SheetRow
 
 log = logging.getLogger(__name__)
 
 #: The extensions ``read_sheet`` understands.
 SHEET_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".xlsx", ".jsonl", ".yaml", ".yml")
 
-# A cell may hold a whole image as a data: URI (10 MB of image is 13.4 MB of base64); the csv
-# module's default limit of 128 KiB would reject it as a malformed file.
-_FIELD_LIMIT = 32 * 1024 * 1024
-csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+#: The largest YAML sheet or job file: YAML is parsed whole, and its values walked.
+MAX_YAML_BYTES = 64 * 1024 * 1024
+#: How many non-blank rows are searched for the header below title rows.
+HEADER_SEARCH = 20
 
 
 @dataclass(frozen=True)
@@ -59,24 +73,58 @@ class Sheet:
     notes: tuple[str, ...] = ()  # what was guessed in reading it (encoding, separator, tab)
 
 
-def read_sheet(path: Path) -> Sheet:
-    """Read a CSV, TSV, XLSX, JSONL or YAML sheet; InputError when it cannot be read at all."""
+def read_sheet(
+    path: Path,
+    *,
+    tab: str | None = None,
+    include_hidden: bool = False,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    columns: Iterable[str] = (),
+) -> Sheet:
+    """Read a CSV, TSV, XLSX, JSONL or YAML sheet; InputError when it cannot be read at all.
+
+    ``tab`` picks a workbook's tab; ``include_hidden`` reads its hidden rows too; ``encoding``
+    and ``delimiter`` force what is otherwise found (see ``sheet.textread``); ``columns``
+    are header names a job file maps, which mark the header row as field names do.
+    """
+    names = frozenset(columns)
     suffix = path.suffix.lower()
     if path.is_dir():  # before the suffix: "a file without an extension" would mislead
         raise InputError(f"{path}: is a folder, not a sheet; name the sheet file inside it")
     if suffix not in SHEET_SUFFIXES:
         kind = f"a {suffix} file" if suffix else "a file without an extension"
-        raise InputError(
-            f"{path}: cannot read {kind} as a sheet; use one of {', '.join(SHEET_SUFFIXES)}"
+        hint = (
+            " (Excel's Unicode Text is tab-separated: rename it to .tsv)"
+            if suffix == ".txt"
+            else ""
         )
+        raise InputError(
+            f"{path}: cannot read {kind} as a sheet; use one of {', '.join(SHEET_SUFFIXES)}{hint}"
+        )
+    if tab is not None and suffix != ".xlsx":
+        raise InputError(f"{path}: --tab {tab!r} is for .xlsx workbooks; this sheet has no tabs")
     if suffix == ".xlsx":
-        return _read_xlsx(path)
-    text = read_text(path)
+        return _read_xlsx(path, tab, include_hidden, names)
     if suffix in (".csv", ".tsv"):
-        return _read_delimited(path, text, "\t" if suffix == ".tsv" else ",")
+        default = "\t" if suffix == ".tsv" else ","
+        fmt = text_format(path, encoding=encoding, delimiter=delimiter, default=default)
+        return _assemble(path, read_records(path, fmt), "line", fmt.notes, names=names)
     if suffix == ".jsonl":
-        return _read_jsonl(path, text)
-    return _read_yaml(path, text)
+        return _read_jsonl(path, encoding)
+    return _read_yaml(path, read_text(path, encoding))
+
+
+def read_spec_sheet(spec: JobSpec) -> Sheet:
+    """Read the sheet of a job spec, with its tab, encoding, separator and column names."""
+    return read_sheet(
+        spec.sheet,
+        tab=spec.tab,
+        include_hidden=spec.include_hidden,
+        encoding=spec.encoding,
+        delimiter=spec.delimiter,
+        columns=spec.columns.values(),
+    )
 
 
 def cell_text(value: Any) -> str:
@@ -99,27 +147,90 @@ def cell_text(value: Any) -> str:
         return str(value)
 
 
-def read_text(path: Path) -> str:
-    """A file's text as UTF-8 (a byte-order mark is dropped); InputError naming the reason."""
+def read_text(path: Path, encoding: str | None = None) -> str:
+    """A YAML file's text, in its encoding (found as for CSV); InputError naming the reason."""
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if size > MAX_YAML_BYTES:
+        raise InputError(
+            f"{path}: is {size / 1e6:.0f} MB; a YAML file may be at most "
+            f"{MAX_YAML_BYTES / 1e6:.0f} MB (use CSV or JSONL for big sheets)"
+        )
+    if encoding is None:
+        encoding, _note = detect_encoding(path)
+    try:
+        return path.read_bytes().decode(encoding)
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not a sheet") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(
-            f"{path}: is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "save it as UTF-8 (in Excel: CSV UTF-8)"
+            f"{path}: cannot be read as {encoding} (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}); save it as UTF-8"
         ) from None
 
 
-def _assemble(path: Path, header: list[str], body: Iterable[list[str]]) -> Sheet:
-    """Turn a header and positional rows into a Sheet (shared by CSV, TSV and XLSX)."""
+def _names_a_field(cells: list[str], names: frozenset[str] = frozenset()) -> bool:
+    """Whether a row reads as a header: one of its cells names a field (or a mapped column)."""
+    return any(read_header(c).field is not None or c.strip() in names for c in cells if c.strip())
+
+
+def _title_like(cells: list[str]) -> bool:
+    """A row that may be a title above the header: one or two cells of text."""
+    return sum(1 for c in cells if c.strip()) <= 2
+
+
+def has_header(rows: Iterable[list[str]]) -> bool:
+    """Whether any of these rows is a header naming a field (for choosing a workbook's tab)."""
+    return any(_names_a_field(cells) for cells in rows)
+
+
+def _find_header(
+    path: Path, records: Iterator[Record], unit: str, names: frozenset[str]
+) -> tuple[Record, list[Record], list[str]]:
+    """The header record, the records read past it (data), and a note on skipped title rows.
+
+    Rows above the header are skipped only when they look like titles (one or two cells); the
+    first fuller row is the header even when it names no field (the job file may map it).
+    """
+    seen: list[Record] = []
+    for record in records:
+        if record.error is None and any(c.strip() for c in record.cells):
+            seen.append(record)
+            if (
+                _names_a_field(record.cells, names)
+                or not _title_like(record.cells)
+                or len(seen) >= HEADER_SEARCH
+            ):
+                break
+    if not seen:
+        raise InputError(f"{path}: has no header row; the first {unit} must name the columns")
+    last = seen[-1]
+    if len(seen) > 1 and (_names_a_field(last.cells, names) or not _title_like(last.cells)):
+        note = (
+            f"the header is on {unit} {last.line}; the {unit}s above it are taken as "
+            "titles and not read"
+        )
+        return last, [], [note]
+    return seen[0], seen[1:], []
+
+
+def _assemble(
+    path: Path,
+    records: Iterator[Record],
+    unit: str,
+    notes: Iterable[str] = (),
+    hidden: frozenset[int] = frozenset(),
+    names: frozenset[str] = frozenset(),
+) -> Sheet:
+    """Turn records (header first, somewhere) into a Sheet (shared by CSV, TSV and XLSX)."""
+    found, early, header_notes = _find_header(path, records, unit, names)
+    header = found.cells
     columns = [h.strip() or f"column {i}" for i, h in enumerate(header, start=1)]
     seen: set[str] = set()
     for name in columns:
@@ -129,95 +240,68 @@ def _assemble(path: Path, header: list[str], body: Iterable[list[str]]) -> Sheet
     width = len(columns)
     rows: list[SheetRow] = []
     used: set[int] = set()  # which unnamed columns hold anything, so empty ones can be dropped
+    skipped: list[int] = []
     position = 0
-    for cells in body:
-        if not any(c.strip() for c in cells):
+    for record in _chain(early, records):
+        cells = record.cells
+        if record.error is None and not any(c.strip() for c in cells):
             continue
         position += 1
-        if len(cells) > width:
+        if record.line in hidden:
+            skipped.append(record.line)
+            continue
+        error = record.error
+        if error is None and len(cells) > width:
             extra = [c for c in cells[width:] if c.strip()]
             if extra:
-                rows.append(
-                    SheetRow(
-                        position,
-                        dict(zip(columns, cells, strict=False)),
-                        f"has {len(cells)} cells but the header has {width} columns; "
-                        "quote cells that contain the separator",
-                    )
+                error = (
+                    f"has {len(cells)} cells but the header has {width} columns; "
+                    "quote cells that contain the separator"
                 )
-                continue
-            cells = cells[:width]
-        if len(cells) < width:
-            cells = cells + [""] * (width - len(cells))
+        cells = cells[:width] + [""] * (width - len(cells))
         for i, value in enumerate(cells):
             if value and not header[i].strip():
                 used.add(i)
-        rows.append(SheetRow(position, dict(zip(columns, cells, strict=True))))
+        rows.append(SheetRow(position, dict(zip(columns, cells, strict=True)), error, record.line))
     unnamed = [columns[i] for i, h in enumerate(header) if not h.strip() and i not in used]
     if unnamed:
         drop = set(unnamed)
         columns = [c for c in columns if c not in drop]
         rows = [
-            SheetRow(r.position, {k: v for k, v in r.cells.items() if k not in drop}, r.read_error)
+            SheetRow(
+                r.position,
+                {k: v for k, v in r.cells.items() if k not in drop},
+                r.read_error,
+                r.line,
+            )
             for r in rows
         ]
-    return Sheet(path, tuple(columns), rows)
+    all_notes = [*notes, *header_notes]
+    if skipped:
+        listed = ", ".join(str(n) for n in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        all_notes.append(
+            f"{len(skipped)} rows hidden or filtered out in the workbook are not sent "
+            f"(rows {listed}); --include-hidden sends them"
+        )
+    return Sheet(path, tuple(columns), rows, notes=tuple(all_notes))
 
 
-def _header(path: Path, lines: Iterator[list[str]], unit: str) -> list[str]:
-    """The first line with any text: blank lines above a header are common in exports."""
-    for line in lines:
-        if any(c.strip() for c in line):
-            return line
-    raise InputError(f"{path}: has no header row; the first {unit} must name the columns")
+def _chain(first: list[Record], rest: Iterator[Record]) -> Iterator[Record]:
+    yield from first
+    yield from rest
 
 
-def _read_delimited(path: Path, text: str, delimiter: str) -> Sheet:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        return _assemble(path, _header(path, reader, "line"), reader)
-    except csv.Error as exc:
-        raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
+def _read_xlsx(path: Path, tab: str | None, include_hidden: bool, names: frozenset[str]) -> Sheet:
+    from batchwan.sheet.workbook import open_workbook
 
-
-def _xlsx_rows(path: Path) -> Iterator[list[str]]:
-    import openpyxl  # imported here: it is slow to import and only XLSX needs it
-
-    with warnings.catch_warnings():
-        # openpyxl warns about styles and extensions it ignores; they say nothing about the data.
-        warnings.simplefilter("ignore")
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        try:
-            sheet = book.worksheets[0] if book.worksheets else None
-            if sheet is None:
-                return
-            # openpyxl pads every row to the recorded size: one stray cell at XFD1048576 (or a
-            # <dimension> that claims it) would mean 17 billion empty cells. Unpadded rows are
-            # short, and rows missing in between come as empty tuples.
-            sheet.reset_dimensions()
-            for values in sheet.iter_rows(values_only=True):
-                yield [_xlsx_cell(v) for v in values]
-        finally:
-            book.close()
-
-
-def _xlsx_cell(value: Any) -> str:
-    # Excel stores every number as a float; a whole number is shown (and meant) without ".0".
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return cell_text(value)
-
-
-def _read_xlsx(path: Path) -> Sheet:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        lines = _xlsx_rows(path)
-        return _assemble(path, _header(path, lines, "row"), lines)
+        book = open_workbook(path, tab=tab, include_hidden=include_hidden, has_header=has_header)
+        hidden = frozenset() if include_hidden else book.hidden
+        return _assemble(path, book.records, "row", book.notes, hidden, names)
     except InputError:
         raise
-    except zipfile.BadZipFile:
-        raise InputError(f"{path}: is not an XLSX workbook (not a zip file)") from None
     except Exception as exc:  # openpyxl raises many unrelated types on a damaged workbook
         raise InputError(f"{path}: cannot be read as an XLSX workbook: {exc}") from None
 
@@ -234,26 +318,38 @@ def _mapping_cells(value: dict[Any, Any]) -> dict[str, str]:
     return {cell_text(k).strip(): cell_text(v) for k, v in value.items()}
 
 
-def _read_jsonl(path: Path, text: str) -> Sheet:
+def _read_jsonl(path: Path, encoding: str | None) -> Sheet:
     rows: list[SheetRow] = []
     position = 0
-    # Only "\n" ends a JSONL line: str.splitlines would also split inside a value at U+2028.
-    for number, line in enumerate(text.split("\n"), start=1):
+    if encoding is None:
+        encoding, _note = detect_encoding(path)
+    number = 0
+    for line in bounded_lines(path, encoding):
+        # A JSON text holds no raw CR or LF, so every line end ends a record; a raw U+2028
+        # inside a value is kept (str.splitlines would split there).
+        if line.endswith("\r") and not line.endswith("\r\n"):
+            line = line[:-1]
+        number += 1
         if not line.strip():
             continue
         position += 1
+        if line.startswith(TOO_LONG):
+            message = (
+                f"line {number} is longer than {MAX_LINE // (1024 * 1024)} MB and was not read"
+            )
+            rows.append(SheetRow(position, {}, message, number))
+            continue
         try:
             value = json.loads(line)
         except (ValueError, RecursionError) as exc:
-            rows.append(SheetRow(position, {}, f"line {number} is not valid JSON ({exc})"))
+            rows.append(SheetRow(position, {}, f"line {number} is not valid JSON ({exc})", number))
             continue
         if not isinstance(value, dict):
             kind = type(value).__name__
-            rows.append(
-                SheetRow(position, {}, f"line {number} is a JSON {kind}, not an object {{...}}")
-            )
+            message = f"line {number} is a JSON {kind}, not an object {{...}}"
+            rows.append(SheetRow(position, {}, message, number))
             continue
-        rows.append(SheetRow(position, _mapping_cells(value)))
+        rows.append(SheetRow(position, _mapping_cells(value), None, number))
     return Sheet(path, _columns_of(r.cells for r in rows), rows)
 
 
@@ -267,6 +363,22 @@ _TextLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag.endswith((":null", ":merge"))]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+class _LinedDict(dict[Any, Any]):
+    """A YAML mapping that remembers the line it starts on."""
+
+    line: int | None = None
+
+
+def _lined_map(loader: Any, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
+    data = _LinedDict()
+    data.line = node.start_mark.line + 1
+    yield data
+    data.update(loader.construct_mapping(node))
+
+
+_TextLoader.add_constructor("tag:yaml.org,2002:map", _lined_map)
 
 
 def parse_yaml(path: Path, text: str, *, typed: bool) -> Any:
@@ -332,7 +444,7 @@ def _read_yaml(path: Path, text: str) -> Sheet:
     rows: list[SheetRow] = []
     for position, item in enumerate(data, start=1):
         if isinstance(item, dict):
-            rows.append(SheetRow(position, _mapping_cells(item)))
+            rows.append(SheetRow(position, _mapping_cells(item), None, getattr(item, "line", None)))
         else:
             kind = "empty" if item is None else f"a {type(item).__name__}"
             rows.append(SheetRow(position, {}, f"item {position} is {kind}, not a mapping"))
