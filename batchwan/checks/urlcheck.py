@@ -111,8 +111,10 @@ async def check_urls(
     added: dict[int, list[RowIssue]] = {}
     for (field, _url), messages in zip(keys, results, strict=True):
         for index in targets[(field, _url)]:
-            position = rows[index].position
-            added.setdefault(index, []).extend(RowIssue(position, field, m) for m in messages)
+            position, line = rows[index].position, rows[index].line
+            added.setdefault(index, []).extend(
+                RowIssue(position, field, m, line=line) for m in messages
+            )
     log.info("checked %d URLs", len(keys))
     out: list[CheckedRow] = []
     for index, row in enumerate(rows):

@@ -49,10 +49,8 @@ class Layout:
 
 
 def describe(issue: RowIssue) -> str:
-    """A row problem as one line: ``row 7: duration: must be 5 or 10, got 7``."""
-    if issue.column:
-        return f"row {issue.row}: {issue.column}: {issue.message}"
-    return f"row {issue.row}: {issue.message}"
+    """A row problem as one line: ``row 7 (sheet line 9): duration: must be 5 or 10, got 7``."""
+    return str(issue)
 
 
 def layout(sheet: Sheet, spec: JobSpec) -> Layout:
@@ -208,6 +206,9 @@ def check_rows(
                 row = _with(row, Status.DUPLICATE, (issue,))
         if row.status is Status.PENDING:
             contents.setdefault(row.content_hash, row.position)
+        if row.issues and sheet_row.line is not None:
+            located = tuple(dataclasses.replace(i, line=sheet_row.line) for i in row.issues)
+            row = dataclasses.replace(row, issues=located)
         checked.append(row)
     log.info("checked %d rows of %s", len(checked), sheet.path)
     return checked
