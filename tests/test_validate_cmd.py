@@ -124,11 +124,15 @@ def test_bad_options_exit_2(args: list[str]) -> None:
     assert invoke(*args)[0] == 2
 
 
-def test_empty_sheet_is_valid(tmp_path: Path) -> None:
-    """A header with no rows has nothing wrong: exit 0."""
+def test_empty_sheet_exits_1(tmp_path: Path) -> None:
+    """A header with no rows is not a success under cron: exit 1, saying so."""
     sheet = tmp_path / "s.csv"
     sheet.write_text("prompt,image\n", encoding="utf-8")
-    assert invoke(str(sheet)) == (0, "0 rows: 0 valid, 0 invalid, 0 duplicates\n", "")
+    assert invoke(str(sheet)) == (
+        1,
+        "0 rows: 0 valid, 0 invalid, 0 duplicates\n",
+        f"Error: {sheet}: the sheet has no data rows\n",
+    )
 
 
 def test_help_has_an_example() -> None:

@@ -73,6 +73,8 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
 )
 @click.option("--retry-failed", is_flag=True, help="Send `failed` rows again.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something needs attention.")
+@click.option("--tab", help="The worksheet of an .xlsx workbook to read (default: the first).")
+@click.option("--include-hidden", is_flag=True, help="Also send rows hidden in the workbook.")
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
 def run(
     source: Path,
@@ -93,6 +95,8 @@ def run(
     resubmit_unknown: bool,
     retry_failed: bool,
     quiet: bool,
+    tab: str | None,
+    include_hidden: bool,
     task_deadline: float,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
@@ -113,7 +117,8 @@ def run(
         spec = _spec_with_options(
             load_source(source),
             {"model": model, "out": out, "concurrency": concurrency, "rate": rate,
-             "poll_interval": poll_interval, "max_cost": max_cost},
+             "poll_interval": poll_interval, "max_cost": max_cost,
+             "tab": tab, "include_hidden": include_hidden or None},
         )  # fmt: skip
         run_dir = spec.out or Path("runs") / spec.sheet.stem
         _refuse_to_overwrite(run_dir, source, spec.sheet)
@@ -125,6 +130,11 @@ def run(
                 exit_codes.CANNOT_START,
             )
         rows, extra_columns = checked_sheet(spec, image_root, run_dir if fix_images else None)
+        if not rows:  # under cron, "nothing to do" must not look like success
+            fail(
+                f"{spec.sheet}: the sheet has no data rows; nothing to send",
+                exit_codes.ROWS_NEED_ATTENTION,
+            )
         print_issues(rows, quiet=quiet)
         if dry_run:
             _dry_run(

@@ -23,9 +23,10 @@ def checked_sheet(
     With ``run_dir``, fixable images are fixed into ``run_dir/fixed-images``.
     """
     from batchwan.checks.validation import check_rows, layout
-    from batchwan.sheet.loader import read_sheet
+    from batchwan.sheet.loader import read_spec_sheet
 
-    sheet = read_sheet(spec.sheet)
+    sheet = read_spec_sheet(spec)
+    image_root = image_root or spec.image_root
     for note in (*sheet.notes, *layout(sheet, spec).notes):
         click.echo(f"note: {note}", err=True)
     fix_dir = run_dir / "fixed-images" if run_dir is not None else None

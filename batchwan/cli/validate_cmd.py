@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from batchwan.cli import exit_codes
 from batchwan.errors import InputError
 from batchwan.outputs.results import as_text_cell
 from batchwan.sheet.jobfile import load_source
-from batchwan.sheet.loader import read_sheet
+from batchwan.sheet.loader import read_spec_sheet
 from batchwan.values import CheckedRow, Status
 
 
@@ -51,14 +52,22 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _check(
-    source: Path, image_root: Path | None, fix_images: bool, urls: bool, report: Path | None
+    source: Path,
+    image_root: Path | None,
+    fix_images: bool,
+    urls: bool,
+    report: Path | None,
+    tab: str | None = None,
 ) -> list[CheckedRow]:
     spec = load_source(source)
     for given in (source, spec.sheet):
         if report is not None and _same_file(report, given):
             # A slip of the tab key would otherwise replace the user's sheet with the report.
             raise InputError(f"--report {report} would overwrite {given}; name another file")
-    sheet = read_sheet(spec.sheet)
+    if tab is not None:
+        spec = dataclasses.replace(spec, tab=tab)
+    sheet = read_spec_sheet(spec)
+    image_root = image_root or spec.image_root
     for note in (*sheet.notes, *layout(sheet, spec).notes):
         click.echo(f"note: {note}", err=True)
     if not fix_images:
@@ -96,8 +105,14 @@ def _check(
     is_flag=True,
     help="Say what `run --fix-images` would do to each image it can mend.",
 )
+@click.option("--tab", help="The worksheet of an .xlsx workbook to read (default: the first).")
 def validate(
-    source: Path, report_path: Path | None, urls: bool, image_root: Path | None, fix_images: bool
+    source: Path,
+    report_path: Path | None,
+    urls: bool,
+    image_root: Path | None,
+    fix_images: bool,
+    tab: str | None,
 ) -> None:
     """Check every row of SOURCE against the API's rules, and send nothing.
 
@@ -113,7 +128,7 @@ def validate(
       11 rows: 3 valid, 7 invalid, 1 duplicate
     """
     try:
-        rows = _check(source, image_root, fix_images, urls, report_path)
+        rows = _check(source, image_root, fix_images, urls, report_path, tab)
     except InputError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(exit_codes.CANNOT_START) from None
@@ -129,5 +144,8 @@ def validate(
             click.echo(f"Error: cannot write {report_path}: {exc.strerror or exc}", err=True)
             raise SystemExit(exit_codes.CANNOT_START) from None
     click.echo(summary(rows))
+    if not rows:  # under cron, an empty sheet must not look like success
+        click.echo(f"Error: {source}: the sheet has no data rows", err=True)
+        raise SystemExit(exit_codes.ROWS_NEED_ATTENTION)
     ok = all(row.status is Status.PENDING for row in rows)
     raise SystemExit(exit_codes.OK if ok else exit_codes.ROWS_NEED_ATTENTION)
