@@ -66,7 +66,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "last_frame": ("last_frame_url", "last_image", "end_frame", "end_frame_url", "end_image",
                    "final_frame", "tail_frame"),
     "size": ("video_size", "output_size"),
-    "shot_type": ("shot", "shots"),
+    "shot_type": ("shot",),
     "template": ("effect", "effect_template", "template_name"),
     "id": ("row_id", "identifier"),
     "take": ("take_number", "take_no"),

@@ -39,9 +39,9 @@ from typing import Any
 import yaml
 
 from batchwan.errors import InputError
+from batchwan.sheet import textread
 from batchwan.sheet.headers import read_header
 from batchwan.sheet.textread import (
-    MAX_LINE,
     TOO_LONG,
     Record,
     bounded_lines,
@@ -251,6 +251,9 @@ def _assemble(
             skipped.append(record.line)
             continue
         error = record.error
+        if error is not None and record.cell is not None:
+            name = columns[record.cell] if record.cell < width else f"cell {record.cell + 1}"
+            error = f"{name}: {error}"
         if error is None and len(cells) > width:
             extra = [c for c in cells[width:] if c.strip()]
             if extra:
@@ -334,9 +337,8 @@ def _read_jsonl(path: Path, encoding: str | None) -> Sheet:
             continue
         position += 1
         if line.startswith(TOO_LONG):
-            message = (
-                f"line {number} is longer than {MAX_LINE // (1024 * 1024)} MB and was not read"
-            )
+            limit = textread.MAX_LINE // (1024 * 1024)
+            message = f"line {number} is longer than {limit} MB and was not read"
             rows.append(SheetRow(position, {}, message, number))
             continue
         try:

@@ -171,6 +171,20 @@ class Record:
     line: int  # 1-based among all records, blank ones included (the spreadsheet's row number)
     cells: list[str]
     error: str | None = None
+    cell: int | None = None  # the 0-based cell the error is about, when it is one cell's
+
+
+def oversized(number: int, cells: list[str]) -> Record:
+    """A record with a cell over MAX_CELL: that cell emptied, the record invalid."""
+    for index, cell in enumerate(cells):
+        if len(cell) > MAX_CELL:
+            kept = [c if len(c) <= MAX_CELL else "" for c in cells]
+            message = (
+                f"holds {len(cell) / 1e6:.0f} MB; a cell may hold at most "
+                f"{MAX_CELL // (1024 * 1024)} MB (link large images by URL instead)"
+            )
+            return Record(number, kept, message, index)
+    return Record(number, cells)
 
 
 @contextlib.contextmanager
@@ -205,12 +219,4 @@ def _record(number: int, cells: list[str]) -> Record:
             f"is longer than {MAX_LINE // (1024 * 1024)} MB and was not read; "
             "link large images by URL instead of pasting them in",
         )
-    for index, cell in enumerate(cells):
-        if len(cell) > MAX_CELL:
-            return Record(
-                number,
-                [c if len(c) <= MAX_CELL else "" for c in cells],
-                f"cell {index + 1} holds {len(cell) / 1e6:.0f} MB; a cell may hold at most "
-                f"{MAX_CELL // (1024 * 1024)} MB (link large images by URL)",
-            )
-    return Record(number, cells)
+    return oversized(number, cells)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.errors import InputError
-from batchwan.sheet.textread import MAX_CELL, Record
+from batchwan.sheet.textread import MAX_CELL, Record, oversized
 
 #: The most a workbook may hold once unzipped.
 MAX_UNZIPPED = 512 * 1024 * 1024
@@ -238,12 +238,6 @@ def _cell_text(cell: Any, cached: dict[tuple[int, int], Any] | None) -> tuple[st
 
 
 def _bounded(record: Record) -> Record:
-    for index, text in enumerate(record.cells):
-        if len(text) > MAX_CELL:
-            cells = [c if len(c) <= MAX_CELL else "" for c in record.cells]
-            message = (
-                f"cell {index + 1} holds {len(text) / 1e6:.0f} MB; a cell may hold at most "
-                f"{MAX_CELL // (1024 * 1024)} MB"
-            )
-            return Record(record.line, cells, message)
-    return record
+    if record.error is not None or all(len(c) <= MAX_CELL for c in record.cells):
+        return record
+    return oversized(record.line, record.cells)
