@@ -74,6 +74,7 @@ class RunOptions:
     not_found_limit: int = 5
     download_tries: int = 3
     stop_grace: float = 20.0  # how long an interrupted run waits for creates already on the wire
+    limit: int | None = None  # send at most this many new rows in this run (--limit)
 
 
 class StopReason(StrEnum):
@@ -192,6 +193,7 @@ class Runner:
         queue = deque(
             row for row in self._rows_by_key.values() if entries[row.key].status is Status.PENDING
         )
+        await self._hold_over_limit(queue)
         submitters = [
             asyncio.create_task(self._submit_worker(queue))
             for _ in range(min(self.options.concurrency, len(queue)))
@@ -207,6 +209,15 @@ class Runner:
         if self._fatal is not None:
             raise self._fatal
         return RunOutcome(self._stop, self._stop_message)
+
+    async def _hold_over_limit(self, queue: deque[CheckedRow]) -> None:
+        """With --limit N, keep the first N rows to send (in sheet order); the rest stay pending."""
+        limit = self.options.limit
+        if limit is None or len(queue) <= limit:
+            return
+        held = [queue.pop().key for _ in range(len(queue) - limit)]
+        await self.ledger.settle_pending(held, f"not sent: --limit {limit} reached")
+        log.info("--limit %d: %d rows left pending", limit, len(held))
 
     async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
         """Wait for the submitters, then (unless told not to) for every task to end."""
