@@ -75,6 +75,7 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something needs attention.")
 @click.option("--tab", help="The worksheet of an .xlsx workbook to read (default: the first).")
 @click.option("--include-hidden", is_flag=True, help="Also send rows hidden in the workbook.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N new rows this run.")
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
 def run(
     source: Path,
@@ -97,6 +98,7 @@ def run(
     quiet: bool,
     tab: str | None,
     include_hidden: bool,
+    limit: int | None,
     task_deadline: float,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
@@ -118,7 +120,7 @@ def run(
             load_source(source),
             {"model": model, "out": out, "concurrency": concurrency, "rate": rate,
              "poll_interval": poll_interval, "max_cost": max_cost,
-             "tab": tab, "include_hidden": include_hidden or None},
+             "tab": tab, "include_hidden": include_hidden or None, "limit": limit},
         )  # fmt: skip
         run_dir = spec.out or Path("runs") / spec.sheet.stem
         _refuse_to_overwrite(run_dir, source, spec.sheet)
@@ -144,7 +146,7 @@ def run(
         options = RunOptions(
             concurrency=spec.concurrency, rate=spec.rate, poll_interval=spec.poll_interval,
             task_deadline=task_deadline, wait=not no_wait, download=not no_download,
-            max_cost=spec.max_cost,
+            max_cost=spec.max_cost, limit=spec.limit,
         )  # fmt: skip
         endpoint = Endpoint(base_url=base_url(base_url_option), api_key=key, model=spec.model)
         with RunLock(run_dir):
@@ -370,5 +372,8 @@ def _dry_run(
         resubmit_unknown=resubmit_unknown,
     )  # fmt: skip
     click.echo(format_plan(plan))
+    if spec.limit is not None and plan.new > spec.limit:
+        click.echo(f"--limit {spec.limit}: this run sends {spec.limit} of the {plan.new} new "
+                   f"rows; the other {plan.new - spec.limit} stay pending")  # fmt: skip
     bad = any(row.status in (Status.INVALID, Status.DUPLICATE) for row in rows)
     sys.exit(exit_codes.ROWS_NEED_ATTENTION if bad else exit_codes.OK)
