@@ -21,8 +21,9 @@ SAMPLES = REPO / "samples"
 MISTAKES = [
     "row 1: prompt: is empty; write what the video should show",
     "row 2: duration: must be 5 or 10, got 7",
-    "row 4: image: 240x135 px; each side must be 360-2000 px (resize it, or run with --fix-images)",
-    "row 5: image: has transparent pixels, which the API refuses "
+    "row 4: image: images/thumbnail.jpg: 240x135 px; each side must be 360-2000 px "
+    "(resize it, or run with --fix-images)",
+    "row 5: image: images/logo-transparent.png: has transparent pixels, which the API refuses "
     "(flatten it onto a background, or run with --fix-images)",
     f"row 6: image: ../secret.png leads outside the sheet's folder {SAMPLES}; "
     "images must be inside it (move the image there, or pass --image-root)",
