@@ -138,6 +138,8 @@ class _RowChecker:
                 RowIssue(row.position, column, p.message, p.fixable) for p in verdict.problems
             )
             path, digest, notes = verdict.path, verdict.digest, verdict.notes
+            if verdict.url is not None:  # a share link, sent as the file's direct link
+                request["image"] = verdict.url
         status = Status.INVALID if issues else Status.PENDING
         take = cells.get(fields["take"], "").strip() if "take" in fields else ""
         chash = content_hash(request, digest, take)
