@@ -202,7 +202,7 @@ def test_check_urls(tmp_path: Path, file_server: str) -> None:
         f"prompt,image\na,{file_server}/good.png\nb,{file_server}/gone.png\n", encoding="utf-8"
     )
     assert invoke(str(sheet))[0] == 0  # without the flag nothing is fetched
-    code, out, _err = invoke(str(sheet), "--check-urls")
+    code, out, _err = invoke(str(sheet), "--check-urls", "--allow-private-urls")
     assert code == 1
     assert out.splitlines() == [
         f"row 2: image: {file_server}/gone.png answered HTTP 404; "

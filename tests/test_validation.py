@@ -611,7 +611,7 @@ async def test_check_urls(
     cells = {"prompt": "a", "image": base + image}
     if audio:
         cells["audio_url"] = base + audio
-    rows = await check_urls(check(tmp_path, [cells]))
+    rows = await check_urls(check(tmp_path, [cells]), allow_private=True)
     got = [describe(i).removeprefix("row 1: ") for i in rows[0].issues]
     expected = [m.format(u=base) for m in messages]
     assert got == expected
@@ -627,7 +627,7 @@ async def test_check_urls_fetches_each_url_once(
         tmp_path,
         [{"prompt": str(n), "image": f"{base}/good.png"} for n in range(20)],
     )
-    checked = await check_urls(rows, concurrency=3)
+    checked = await check_urls(rows, concurrency=3, allow_private=True)
     assert hits == {"/good.png": 1}
     assert checked == rows
 
@@ -635,7 +635,7 @@ async def test_check_urls_fetches_each_url_once(
 async def test_check_urls_reports_unreachable_hosts(tmp_path: Path) -> None:
     """A refused connection is a row problem, not an exception."""
     rows = check(tmp_path, [{"prompt": "a", "image": "http://127.0.0.1:9/x.png"}])
-    checked = await check_urls(rows, timeout=5)
+    checked = await check_urls(rows, timeout=5, allow_private=True)
     assert checked[0].status is Status.INVALID
     assert (
         checked[0].issues[0].message.startswith("http://127.0.0.1:9/x.png could not be fetched (")

@@ -58,6 +58,7 @@ def _check(
     urls: bool,
     report: Path | None,
     tab: str | None = None,
+    allow_private: bool = False,
 ) -> list[CheckedRow]:
     spec = load_source(source)
     for given in (source, spec.sheet):
@@ -77,7 +78,7 @@ def _check(
         with tempfile.TemporaryDirectory(prefix="batchwan-fix-") as scratch:
             rows = check_rows(sheet, spec, image_root=image_root, fix_dir=Path(scratch))
     if urls:
-        rows = asyncio.run(check_urls(rows))
+        rows = asyncio.run(check_urls(rows, allow_private=allow_private))
     return rows
 
 
@@ -106,6 +107,11 @@ def _check(
     help="Say what `run --fix-images` would do to each image it can mend.",
 )
 @click.option("--tab", help="The worksheet of an .xlsx workbook to read (default: the first).")
+@click.option(
+    "--allow-private-urls",
+    is_flag=True,
+    help="With --check-urls, also fetch loopback, private and link-local addresses.",
+)
 def validate(
     source: Path,
     report_path: Path | None,
@@ -113,6 +119,7 @@ def validate(
     image_root: Path | None,
     fix_images: bool,
     tab: str | None,
+    allow_private_urls: bool,
 ) -> None:
     """Check every row of SOURCE against the API's rules, and send nothing.
 
@@ -128,7 +135,7 @@ def validate(
       11 rows: 3 valid, 7 invalid, 1 duplicate
     """
     try:
-        rows = _check(source, image_root, fix_images, urls, report_path, tab)
+        rows = _check(source, image_root, fix_images, urls, report_path, tab, allow_private_urls)
     except InputError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(exit_codes.CANNOT_START) from None
