@@ -30,6 +30,7 @@ from batchwan.errors import (
 )
 from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
 from batchwan.store.ledger import Ledger
+from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
 
@@ -128,8 +129,10 @@ class Runner:
         *,
         body_for: Callable[[CheckedRow], dict[str, Any]],
         on_event: Callable[[RunEvent], None] = lambda event: None,
+        repeats: RepeatIndex | None = None,
     ) -> None:
         self.ledger = ledger
+        self._repeats = repeats  # creates sent from every run folder, to never repeat one
         self.client = client
         self.options = options
         self._body_for = body_for
@@ -303,11 +306,17 @@ class Runner:
             self._wire_idle.clear()
             try:
                 await self.ledger.begin_create(row.key)
+                if self._repeats is not None:
+                    await self._repeats.about_to_send(row, self.ledger.run_dir)
                 info = await self.client.create(body)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
                 await self.ledger.create_accepted(row.key, info.task_id)
+                if self._repeats is not None:
+                    await self._repeats.accepted(row, self.ledger.run_dir, info.task_id)
             except ApiError as exc:
                 last = exc
+                if self._repeats is not None and (exc.safe_to_resend or isinstance(exc, Rejected)):
+                    await self._repeats.not_sent(row, self.ledger.run_dir)
                 self._committed -= entry.cost if exc.safe_to_resend else 0.0
                 if not await self._create_failed(row, entry, exc, attempt):
                     return False
