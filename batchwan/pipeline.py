@@ -19,6 +19,7 @@ from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.provider.client import Client, open_session
 from batchwan.store.ledger import Ledger
 from batchwan.store.records import Snapshot
+from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import iso_utc, now_utc
 from batchwan.values import CheckedRow, Status
 
@@ -101,7 +102,11 @@ async def execute(
     on_event: Callable[[RunEvent], None] = lambda event: None,
     on_runner: Callable[[Runner], None] = lambda runner: None,
 ) -> RunOutcome:
-    """Run the pool against one endpoint, refreshing the results as it goes."""
+    """Run the pool against one endpoint, refreshing the results as it goes.
+
+    A run with a key records each create in the machine's index of sends (``store.repeats``);
+    a simulated run has no key and stays out of it.
+    """
     # Every durable write is a hand-off to the ledger's writer thread and back; Python's
     # default 5 ms GIL switch interval would add up to that much latency to each of them.
     previous = sys.getswitchinterval()
@@ -124,7 +129,12 @@ async def _execute(
         client = Client(
             session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model
         )
-        runner = Runner(ledger, client, options, body_for=build_body, on_event=on_event)
+        repeats = (
+            RepeatIndex.open(endpoint.base_url, endpoint.api_key) if endpoint.api_key else None
+        )
+        runner = Runner(
+            ledger, client, options, body_for=build_body, on_event=on_event, repeats=repeats
+        )
         on_runner(runner)
         sent_before, done_before = ledger.tally()
         number = ledger.begin_run(dataclasses.asdict(options))
@@ -140,3 +150,5 @@ async def _execute(
                 number, sent=sent_after - sent_before, collected=done_after - done_before
             )
             write_outputs(ledger)
+            if repeats is not None:
+                repeats.close()
