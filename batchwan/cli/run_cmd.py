@@ -76,6 +76,9 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
 @click.option("--tab", help="The worksheet of an .xlsx workbook to read (default: the first).")
 @click.option("--include-hidden", is_flag=True, help="Also send rows hidden in the workbook.")
 @click.option("--limit", type=click.IntRange(min=1), help="Send at most N new rows this run.")
+@click.option(
+    "--allow-repeat", is_flag=True, help="Send rows already sent from another run folder."
+)
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
 def run(
     source: Path,
@@ -99,6 +102,7 @@ def run(
     tab: str | None,
     include_hidden: bool,
     limit: int | None,
+    allow_repeat: bool,
     task_deadline: float,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
@@ -120,7 +124,8 @@ def run(
             load_source(source),
             {"model": model, "out": out, "concurrency": concurrency, "rate": rate,
              "poll_interval": poll_interval, "max_cost": max_cost,
-             "tab": tab, "include_hidden": include_hidden or None, "limit": limit},
+             "tab": tab, "include_hidden": include_hidden or None, "limit": limit,
+             "allow_repeat": allow_repeat or None},
         )  # fmt: skip
         run_dir = spec.out or Path("runs") / spec.sheet.stem
         _refuse_to_overwrite(run_dir, source, spec.sheet)
@@ -137,6 +142,10 @@ def run(
                 f"{spec.sheet}: the sheet has no data rows; nothing to send",
                 exit_codes.ROWS_NEED_ATTENTION,
             )
+        if key and not (simulate or spec.allow_repeat):  # simulated runs never enter the index
+            from batchwan.store.repeats import hold_for_run
+
+            rows = hold_for_run(rows, run_dir, base_url(base_url_option), key)
         print_issues(rows, quiet=quiet)
         if dry_run:
             _dry_run(
