@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import string
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
+from batchwan.catalog.rules import url_problem
+from batchwan.checks.imagesource import _PLAIN_URL
 from batchwan.checks.sharelinks import direct_link
 from batchwan.checks.validation import check_rows
 from batchwan.sheet.jobfile import load_source
@@ -201,3 +206,17 @@ def test_vbench_prompts_with_bare_image_names_under_image_root(
         (tmp_path / "images" / e["image_name"]).resolve() for e in entries
     ]
     assert [r.extra for r in rows] == [{"image_type": e["image_type"]} for e in entries]
+
+
+_URL_TAIL = st.text(
+    alphabet=string.ascii_letters + string.digits + ".-:/?#@[] %\u00e9\t", max_size=30
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(scheme=st.sampled_from(["http://", "https://", "HTTPS://"]), rest=_URL_TAIL)
+def test_the_fast_url_path_only_passes_what_the_full_check_passes(scheme: str, rest: str) -> None:
+    """A URL taken by the quick shape check is one the full check accepts too."""
+    url = scheme + rest
+    if _PLAIN_URL.match(url):
+        assert url_problem(url) is None

@@ -28,7 +28,9 @@ Choices a user can rely on:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -220,6 +222,27 @@ def _find_header(
     return seen[0], seen[1:], []
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a sheet's rows are built or checked.
+
+    A million rows are millions of new objects and no cycles: each collection pass walks all
+    of them again, which doubled the time to read a big sheet. Only resumed if it was running.
+    """
+    running = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if running:
+            gc.enable()
+
+
+#: Cells this short are shared between rows when equal (durations, resolutions, campaigns):
+#: a big sheet repeats them on every row, and one copy each saves a third of its memory.
+_SHARED_CELL = 24
+
+
 def _assemble(
     path: Path,
     records: Iterator[Record],
@@ -229,6 +252,18 @@ def _assemble(
     names: frozenset[str] = frozenset(),
 ) -> Sheet:
     """Turn records (header first, somewhere) into a Sheet (shared by CSV, TSV and XLSX)."""
+    with collector_paused():
+        return _assemble_rows(path, records, unit, notes, hidden, names)
+
+
+def _assemble_rows(
+    path: Path,
+    records: Iterator[Record],
+    unit: str,
+    notes: Iterable[str],
+    hidden: frozenset[int],
+    names: frozenset[str],
+) -> Sheet:
     found, early, header_notes = _find_header(path, records, unit, names)
     header = found.cells
     columns = [h.strip() or f"column {i}" for i, h in enumerate(header, start=1)]
@@ -241,6 +276,8 @@ def _assemble(
     rows: list[SheetRow] = []
     used: set[int] = set()  # which unnamed columns hold anything, so empty ones can be dropped
     skipped: list[int] = []
+    unnamed_at = [i for i, h in enumerate(header) if not h.strip()]
+    shared: dict[str, str] = {}
     position = 0
     for record in _chain(early, records):
         cells = record.cells
@@ -262,9 +299,10 @@ def _assemble(
                     "quote cells that contain the separator"
                 )
         cells = cells[:width] + [""] * (width - len(cells))
-        for i, value in enumerate(cells):
-            if value and not header[i].strip():
+        for i in unnamed_at:
+            if cells[i]:
                 used.add(i)
+        cells = [shared.setdefault(c, c) if len(c) <= _SHARED_CELL else c for c in cells]
         rows.append(SheetRow(position, dict(zip(columns, cells, strict=True)), error, record.line))
     unnamed = [columns[i] for i, h in enumerate(header) if not h.strip() and i not in used]
     if unnamed:
