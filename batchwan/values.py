@@ -53,7 +53,7 @@ class TaskState(StrEnum):
 COMMITTED = frozenset({Status.RUNNING, Status.SUCCEEDED, Status.UNKNOWN})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a big sheet holds a million of these
 class SheetRow:
     """One data row as read from a sheet, cells exactly as the user typed them."""
 
@@ -85,7 +85,7 @@ class RowIssue:
         return f"{where}: {self.column}: {self.message}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a big sheet holds a million of these
 class CheckedRow:
     """A row after validation: either a request ready to send, or its issues."""
 
