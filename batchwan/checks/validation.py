@@ -27,7 +27,7 @@ from batchwan.catalog.rules import RULES
 from batchwan.checks.imagesource import ImageChecker
 from batchwan.errors import InputError
 from batchwan.sheet.headers import canonical_field, match_headers
-from batchwan.sheet.loader import Sheet, cell_text
+from batchwan.sheet.loader import Sheet, cell_text, collector_paused
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,13 @@ def check_rows(
     if fix_dir is not None:
         fix_dir.mkdir(parents=True, exist_ok=True)
     checker = _RowChecker(sheet, spec, ImageChecker(base, root, fix_dir, image_root is not None))
+    with collector_paused():  # a million rows are millions of objects and no cycles
+        checked = _check_each(sheet, checker)
+    log.info("checked %d rows of %s", len(checked), sheet.path)
+    return checked
+
+
+def _check_each(sheet: Sheet, checker: _RowChecker) -> list[CheckedRow]:
     id_column = checker.layout.fields.get("id", "id")
     ids: dict[str, int] = {}
     contents: dict[str, int] = {}
@@ -212,7 +219,6 @@ def check_rows(
             located = tuple(dataclasses.replace(i, line=sheet_row.line) for i in row.issues)
             row = dataclasses.replace(row, issues=located)
         checked.append(row)
-    log.info("checked %d rows of %s", len(checked), sheet.path)
     return checked
 
 
