@@ -150,3 +150,23 @@ def test_the_index_never_holds_the_key(tmp_path: Path, sim: RunningSimulator) ->
     blobs = b"".join(p.read_bytes() for p in folder.iterdir())
     assert KEY.encode() not in blobs
     assert len(index_rows()) == 1
+
+
+async def test_a_create_surely_not_received_is_taken_out(tmp_path: Path) -> None:
+    """about_to_send then not_sent leaves nothing; an accepted one stays, with its task id."""
+    from batchwan.values import CheckedRow, Status
+
+    index = repeats.RepeatIndex(tmp_path / "sent.db", "https://api.example.com/", KEY)
+    row = CheckedRow(1, "k1", "k1", Status.PENDING, {"prompt": "p"}, None, "h" * 64)
+    other = CheckedRow(2, "k2", "k2", Status.PENDING, {"prompt": "q"}, None, "g" * 64)
+    try:
+        await index.about_to_send(row, tmp_path / "a")
+        await index.not_sent(row, tmp_path / "a")
+        await index.about_to_send(other, tmp_path / "a")
+        await index.accepted(other, tmp_path / "a", "task-2")
+        found = index.earlier(["h" * 64, "g" * 64], tmp_path / "b")
+        assert list(found) == ["g" * 64]
+        assert found["g" * 64].task_id == "task-2"
+        assert index.earlier(["g" * 64], tmp_path / "a") == {}  # its own folder: no repeat
+    finally:
+        index.close()
