@@ -19,7 +19,8 @@ from typing import Any
 from batchwan.catalog.prices import normalise_resolution
 from batchwan.errors import InputError
 from batchwan.sheet.headers import canonical_field
-from batchwan.sheet.loader import parse_yaml, read_text
+from batchwan.sheet.loader import read_text
+from batchwan.sheet.yamltext import parse_yaml
 from batchwan.values import API_FIELDS, DEFAULT_PRICES, JobSpec
 
 log = logging.getLogger(__name__)
