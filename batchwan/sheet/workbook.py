@@ -33,10 +33,10 @@ from batchwan.errors import InputError
 from batchwan.sheet.textread import MAX_CELL, Record, oversized
 
 #: The most a workbook may hold once unzipped.
-MAX_UNZIPPED = 512 * 1024 * 1024
+MAX_UNZIPPED = 256 * 1024 * 1024
 #: Above this much unzipped XML, a workbook is read row by row (links, merges, hidden rows
 #: not seen): loading it whole takes tens of times its size in memory.
-MAX_WHOLE = 48 * 1024 * 1024
+MAX_WHOLE = 24 * 1024 * 1024
 
 _HYPERLINK = re.compile(r'^=\s*HYPERLINK\(\s*"((?:[^"]|"")*)"', re.IGNORECASE)
 
