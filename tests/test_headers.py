@@ -250,3 +250,14 @@ def test_normal_form() -> None:
     """NFKC, lower case, separators to one underscore, no surrounding space."""
     assert normal_form("\u00a0 Image - URL ") == "image_url"
     assert normal_form("Negative\tPrompt") == "negative_prompt"
+
+
+def test_a_field_this_run_does_not_send_is_said(tmp_path: Path) -> None:
+    """A `last frame` column that the run does not send is kept as the user's own, and said."""
+    path = write_sheet(tmp_path, "csv", [{"prompt": "p", "image": URL, "End Frame": URL}])
+    sheet = read_sheet(path)
+    assert layout(sheet, JobSpec(sheet=path)).notes == (
+        "column 'End Frame' names the field last_frame, which is not sent in this run; "
+        "it is kept as your own column",
+    )
+    assert checked(path)[0].extra == {"End Frame": URL}

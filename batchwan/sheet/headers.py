@@ -286,7 +286,13 @@ def _read_headers(
             if guess not in mapped:  # else the job file already says which column it is
                 problems.append(f"{reading.problem}; {_fix_line(guess, column)}")
             continue
-        if reading.field is None or reading.field not in known or reading.field in mapped:
+        if reading.field is not None and reading.field not in known:
+            notes.append(
+                f"column {column!r} names the field {reading.field}, which is not sent in this "
+                "run; it is kept as your own column"
+            )
+            continue
+        if reading.field is None or reading.field in mapped:
             continue
         claimed.setdefault(reading.field, []).append(column)
         if reading.note:
