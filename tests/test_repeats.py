@@ -170,3 +170,14 @@ async def test_a_create_surely_not_received_is_taken_out(tmp_path: Path) -> None
         assert index.earlier(["g" * 64], tmp_path / "a") == {}  # its own folder: no repeat
     finally:
         index.close()
+
+
+def test_another_account_is_another_index(tmp_path: Path, sim: RunningSimulator) -> None:
+    """Rows sent with one key are not held back for another key on the same provider."""
+    sheet = write_sheet(tmp_path, 2)
+    run(sim, sheet, tmp_path / "a")
+    other = invoke(
+        ["run", str(sheet), *fast_options(sim.base_url, tmp_path / "b")], key="sk-other-key-42"
+    )
+    assert other.exit_code == 0
+    assert len(sim.sim.tasks()) == 4

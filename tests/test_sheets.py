@@ -36,9 +36,10 @@ def sent_bodies(sim: RunningSimulator, monkeypatch: pytest.MonkeyPatch) -> list[
     return received
 
 
-def run(sim: RunningSimulator, source: Path, out: Path, *extra: str) -> Any:
-    """`batchwan run` against the simulator."""
-    return invoke(["run", str(source), *fast_options(sim.base_url, out, *extra)])
+def run(sim: RunningSimulator, source: Path, out: Path, *extra: str, quiet: bool = False) -> Any:
+    """`batchwan run` against the simulator (not --quiet unless asked: notes are asserted)."""
+    options = [o for o in fast_options(sim.base_url, out, *extra) if quiet or o != "--quiet"]
+    return invoke(["run", str(source), *options])
 
 
 def test_workbook_without_tab_names_the_tab_with_the_header(tmp_path: Path) -> None:
@@ -200,3 +201,15 @@ def test_duration_in_seconds_is_never_sent_as_five(
     result = run(sim, sheet, tmp_path / "r")
     assert result.exit_code == 0, result.output
     assert [b["duration"] for b in bodies] == [10]
+
+
+def test_quiet_runs_say_no_notes(
+    tmp_path: Path, sim: RunningSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--quiet (cron): the guesses are not said; what was sent is the same."""
+    sheet = messy_sheets.semicolon_csv(tmp_path)
+    bodies = sent_bodies(sim, monkeypatch)
+    result = run(sim, sheet, tmp_path / "r", quiet=True)
+    assert result.exit_code == 0
+    assert "note:" not in result.output
+    assert [b["prompt"] for b in bodies] == ["Bär, langsam"]

@@ -136,7 +136,9 @@ def run(
                 "or try the built-in simulator with --simulate",
                 exit_codes.CANNOT_START,
             )
-        rows, extra_columns = checked_sheet(spec, image_root, run_dir if fix_images else None)
+        rows, extra_columns = checked_sheet(
+            spec, image_root, run_dir if fix_images else None, quiet=quiet
+        )
         if not rows:  # under cron, "nothing to do" must not look like success
             fail(
                 f"{spec.sheet}: the sheet has no data rows; nothing to send",

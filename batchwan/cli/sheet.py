@@ -16,18 +16,19 @@ MAX_PRINTED_ISSUES = 50
 
 
 def checked_sheet(
-    spec: JobSpec, image_root: Path | None, run_dir: Path | None
+    spec: JobSpec, image_root: Path | None, run_dir: Path | None, *, quiet: bool = False
 ) -> tuple[list[CheckedRow], list[str]]:
     """Read and validate the sheet; return the rows and the user's own columns, in order.
 
-    With ``run_dir``, fixable images are fixed into ``run_dir/fixed-images``.
+    With ``run_dir``, fixable images are fixed into ``run_dir/fixed-images``. What was guessed
+    in reading it (encoding, separator, headers) is said once, unless ``quiet``.
     """
     from batchwan.checks.validation import check_rows, layout
     from batchwan.sheet.loader import read_spec_sheet
 
     sheet = read_spec_sheet(spec)
     image_root = image_root or spec.image_root
-    for note in (*sheet.notes, *layout(sheet, spec).notes):
+    for note in () if quiet else (*sheet.notes, *layout(sheet, spec).notes):
         click.echo(f"note: {note}", err=True)
     fix_dir = run_dir / "fixed-images" if run_dir is not None else None
     rows = check_rows(sheet, spec, image_root=image_root, fix_dir=fix_dir)
