@@ -7,6 +7,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from batchwan.errors import InputError
 from batchwan.sheet import workbook
@@ -153,3 +155,43 @@ def test_a_large_workbook_is_read_row_by_row_and_says_so(
     assert [r.cells["prompt"] for r in sheet.rows] == ["a", "b"]
     assert sheet.notes[0].startswith("the workbook is large (")
     assert sheet.notes[0].endswith("without looking for hidden rows, merged cells or links")
+
+
+_cp1252_text = st.text(
+    alphabet=st.characters(codec="cp1252", blacklist_categories=("Cs", "Cc")), max_size=20
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cells=st.lists(st.lists(_cp1252_text, min_size=3, max_size=3), min_size=1, max_size=6),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "utf-16"]),
+    separator=st.sampled_from([",", ";", "\t"]),
+)
+def test_any_cells_in_any_encoding_and_separator_come_back(
+    tmp_path: Path, cells: list[list[str]], encoding: str, separator: str
+) -> None:
+    """Written by the csv module in any of these encodings and separators: read back as typed."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=separator, quoting=csv.QUOTE_ALL)
+    writer.writerow(["prompt", "image", "notes"])
+    writer.writerows(cells)
+    data = buffer.getvalue().encode(encoding)
+    if encoding == "cp1252" and not data.isascii():
+        # Windows-1252 bytes that also happen to be valid UTF-8 ("Ã©") read as UTF-8: the rule
+        # says so, and no rule can tell them apart.
+        try:
+            data.decode("utf-8")
+            assume(False)
+        except UnicodeDecodeError:
+            pass
+    path = tmp_path / "h.csv"
+    path.write_bytes(data)
+    sheet = read_sheet(path)
+    kept = [row for row in cells if any(c.strip() for c in row)]
+    assert [[r.cells[k] for k in ("prompt", "image", "notes")] for r in sheet.rows] == kept
