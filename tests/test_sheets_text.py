@@ -27,6 +27,8 @@ URL = "https://images.example.com/a.jpg"
         (codecs.BOM_UTF16_LE + "prompt\n".encode("utf-16-le"), "utf-16"),
         (codecs.BOM_UTF16_BE + "prompt\n".encode("utf-16-be"), "utf-16"),
         (codecs.BOM_UTF32_LE + "prompt\n".encode("utf-32-le"), "utf-32"),
+        ("prompt,image\nä,b\n".encode("utf-16-le"), "utf-16-le"),
+        ("prompt,image\nä,b\n".encode("utf-16-be"), "utf-16-be"),
         (b"prompt\ncaf\xe9 \x93quoted\x94\n", "cp1252"),
         (b"prompt\ncaf\xe9 \x81\n", "latin-1"),  # 0x81 is not a Windows-1252 character
     ],

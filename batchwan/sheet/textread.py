@@ -1,7 +1,8 @@
 """Text sheets as Excel, LibreOffice and Google Sheets write them: encodings, separators, limits.
 
 Encoding, when not forced by ``encoding:``: a byte-order mark decides (UTF-8, UTF-16 or UTF-32:
-Excel's "Unicode Text" is UTF-16 with a mark); else text that is valid UTF-8 is UTF-8; else it
+Excel's "Unicode Text" is UTF-16 with a mark); else UTF-16 without a mark shows as every other
+byte zero in its first 4 KB; else text that is valid UTF-8 is UTF-8; else it
 is Windows-1252 (what Excel on Windows writes for "CSV"), or Latin-1 when it holds one of the
 five bytes Windows-1252 leaves undefined. A strict rule, not a statistical guess: the same file
 always reads the same way, and any guess is said once.
@@ -85,6 +86,10 @@ def detect_encoding(path: Path) -> tuple[str, str | None]:
                 note = None if name == "utf-8-sig" else f"read as {name.upper()} (byte-order mark)"
                 return name, note
         handle.seek(0)
+        sixteen = _utf16_without_bom(handle.read(4096))
+        if sixteen:
+            return sixteen, f"read as {sixteen.upper()} (no byte-order mark; from its zero bytes)"
+        handle.seek(0)
         decoder = codecs.getincrementaldecoder("utf-8")()
         undefined = False
         utf8 = True
@@ -108,6 +113,18 @@ def detect_encoding(path: Path) -> tuple[str, str | None]:
         f"is not UTF-8; read as {shown} (if letters look wrong, "
         "set `encoding:` in a job file, or save it as CSV UTF-8)"
     )
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 text without a mark: mostly ASCII, so every other byte is zero."""
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
 
 
 def sniff_delimiter(header_line: str) -> str:
