@@ -181,3 +181,12 @@ def test_another_account_is_another_index(tmp_path: Path, sim: RunningSimulator)
     )
     assert other.exit_code == 0
     assert len(sim.sim.tasks()) == 4
+
+
+def test_a_refused_key_leaves_nothing_in_the_index(tmp_path: Path) -> None:
+    """A 401 on the create: nothing was made, so nothing counts as sent."""
+    with serve_in_thread(SimConfig(api_key="sk-the-right-key-000")) as locked:
+        result = run(locked, write_sheet(tmp_path, 2), tmp_path / "a")
+        assert result.exit_code == 4
+        assert locked.sim.tasks() == []
+    assert index_rows() == []

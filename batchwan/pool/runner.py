@@ -315,7 +315,8 @@ class Runner:
                     await self._repeats.accepted(row, self.ledger.run_dir, info.task_id)
             except ApiError as exc:
                 last = exc
-                if self._repeats is not None and (exc.safe_to_resend or isinstance(exc, Rejected)):
+                received = not (exc.safe_to_resend or isinstance(exc, Rejected | AccountError))
+                if self._repeats is not None and not received:
                     await self._repeats.not_sent(row, self.ledger.run_dir)
                 self._committed -= entry.cost if exc.safe_to_resend else 0.0
                 if not await self._create_failed(row, entry, exc, attempt):

@@ -137,8 +137,15 @@ class RepeatIndex:
         return found
 
     def _write(self, sql: str, params: Sequence[object]) -> None:
-        with self._lock:
-            self._conn.execute(sql, params)
+        # The run's own record is what keeps a row from being sent twice in its folder; a full
+        # disk here must not stop a create that the record already allows.
+        try:
+            with self._lock:
+                self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            log.warning(
+                "could not write %s (%s): this send is not seen by other runs", self.path, exc
+            )
 
     async def about_to_send(self, row: CheckedRow, run_dir: Path) -> None:
         """Say, durably, that this row's create is about to go out."""
