@@ -74,7 +74,7 @@ def test_workbook_tab_title_links_merges_and_hidden_rows(
     ]
     assert "note: the header is on row 3; the rows above it are taken as titles" in result.output
     assert (
-        "note: 1 rows hidden or filtered out in the workbook are not sent (rows 6); "
+        "note: 1 row hidden or filtered out in the workbook is not sent (rows 6); "
         "--include-hidden sends them" in result.output
     )
 
@@ -125,7 +125,7 @@ def test_a_missing_tab_lists_the_tabs(tmp_path: Path) -> None:
             5,
             "is not UTF-8; read as Windows-1252",
         ),
-        (messy_sheets.unicode_text, "東京の夜", URL.format(2), 10, "read as UTF-16"),
+        (messy_sheets.unicode_text, "東京の夜", URL.format(2), 10, "is read as UTF-16"),
         (messy_sheets.semicolon_csv, "Bär, langsam", URL.format(3), 10, "read as Windows-1252"),
     ],
 )
@@ -153,7 +153,7 @@ def test_semicolon_separator_is_said(tmp_path: Path) -> None:
     sheet = messy_sheets.semicolon_csv(tmp_path)
     result = invoke(["validate", str(sheet)])
     assert result.exit_code == 0, result.output
-    assert result.output.count("note: read as semicolon-separated") == 1
+    assert result.output.count("note: the sheet is read as semicolon-separated") == 1
 
 
 def test_forced_encoding_and_delimiter(tmp_path: Path) -> None:

@@ -225,7 +225,10 @@ def match_headers(
     mapped = dict(mapped or {})
     problems: list[str] = []
     fields = _mapped_fields(mapped, columns, problems)
-    claimed, notes = _read_headers(columns, set(known), mapped, set(fields.values()), problems)
+    guessed: set[str] = set()
+    claimed, notes = _read_headers(
+        columns, set(known), mapped, set(fields.values()), problems, guessed
+    )
     for field, names in claimed.items():
         if len(names) > 1:
             listed = " and ".join(repr(n) for n in names)
@@ -235,7 +238,8 @@ def match_headers(
             )
             continue
         fields[field] = names[0]
-    for field in (f for f in required if f not in {*fields, *mapped, *defaulted}):
+    # A field a near-miss header was taken for is covered by that header's message.
+    for field in (f for f in required if f not in {*fields, *mapped, *defaulted, *guessed}):
         problems.append(
             f"no {field} column; the sheet has: {', '.join(columns) or 'no columns'} "
             f'(name one {field!r}, or in a job file write `columns: {{{field}: "..."}}`)'
@@ -273,6 +277,7 @@ def _read_headers(
     mapped: Mapping[str, str],
     taken: set[str],
     problems: list[str],
+    guessed: set[str],
 ) -> tuple[dict[str, list[str]], list[str]]:
     """field -> the headers that read as it, and the notes for headers read loosely."""
     claimed: dict[str, list[str]] = {}
@@ -285,6 +290,7 @@ def _read_headers(
             guess = reading.guess or ""
             if guess not in mapped:  # else the job file already says which column it is
                 problems.append(f"{reading.problem}; {_fix_line(guess, column)}")
+                guessed.add(guess)
             continue
         if reading.field is not None and reading.field not in known:
             notes.append(

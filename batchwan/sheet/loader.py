@@ -320,10 +320,15 @@ def _assemble_rows(
     if skipped:
         listed = ", ".join(str(n) for n in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
         all_notes.append(
-            f"{len(skipped)} rows hidden or filtered out in the workbook are not sent "
-            f"(rows {listed}); --include-hidden sends them"
+            f"{_rows(len(skipped))} hidden or filtered out in the workbook "
+            f"{'is' if len(skipped) == 1 else 'are'} not sent (rows {listed}); "
+            "--include-hidden sends them"
         )
     return Sheet(path, tuple(columns), rows, notes=tuple(all_notes))
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 def _chain(first: list[Record], rest: Iterator[Record]) -> Iterator[Record]:

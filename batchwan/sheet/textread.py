@@ -83,12 +83,13 @@ def detect_encoding(path: Path) -> tuple[str, str | None]:
         head = handle.read(4)
         for bom, name in _BOMS:
             if head.startswith(bom):
-                note = None if name == "utf-8-sig" else f"read as {name.upper()} (byte-order mark)"
+                mark = f"the sheet is read as {name.upper()} (byte-order mark)"
+                note = None if name == "utf-8-sig" else mark
                 return name, note
         handle.seek(0)
         sixteen = _utf16_without_bom(handle.read(4096))
         if sixteen:
-            return sixteen, f"read as {sixteen.upper()} (no byte-order mark; from its zero bytes)"
+            return sixteen, f"the sheet is read as {sixteen.upper()} (no byte-order mark)"
         handle.seek(0)
         decoder = codecs.getincrementaldecoder("utf-8")()
         undefined = False
@@ -110,7 +111,7 @@ def detect_encoding(path: Path) -> tuple[str, str | None]:
     name = "latin-1" if undefined else "cp1252"
     shown = "Latin-1" if undefined else "Windows-1252"
     return name, (
-        f"is not UTF-8; read as {shown} (if letters look wrong, "
+        f"the sheet is not UTF-8; read as {shown} (if letters look wrong, "
         "set `encoding:` in a job file, or save it as CSV UTF-8)"
     )
 
@@ -148,7 +149,7 @@ def text_format(
         if default == ",":
             delimiter = sniff_delimiter(_first_line(path, encoding))
             if delimiter != ",":
-                notes.append(f"read as {_SEPARATORS[delimiter]}-separated")
+                notes.append(f"the sheet is read as {_SEPARATORS[delimiter]}-separated")
     return TextFormat(encoding, delimiter, tuple(notes))
 
 

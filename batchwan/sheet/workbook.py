@@ -112,7 +112,7 @@ def open_workbook(
         return Workbook(chosen, _plain_rows(sheet), frozenset(), notes)
     hidden = frozenset(number for number, dim in sheet.row_dimensions.items() if dim.hidden)
     if hidden and include_hidden:
-        notes.append(f"{len(hidden)} hidden or filtered-out rows are read (--include-hidden)")
+        notes.append(f"hidden or filtered-out rows are read too ({len(hidden)}; --include-hidden)")
     cached = _cached_values(path, chosen) if _has_plain_formulas(sheet) else None
     return Workbook(chosen, _rich_rows(path, sheet, cached), hidden, notes)
 
