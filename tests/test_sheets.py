@@ -67,6 +67,8 @@ def test_workbook_tab_title_links_merges_and_hidden_rows(
         ("a red kite", URL.format(4), 5),
     ]
     rows = read_results(tmp_path / "r")
+    assert list(rows[0])[-2:] == ["Campaign", "Notes"]  # Prompt, Image URL... are fields
+    assert "Image URL" not in rows[0]
     assert [(r["row"], r["Campaign"], r["Notes"]) for r in rows] == [
         ("1", "spring", ""),
         ("2", "spring", "linked"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from batchwan.cli.validate_cmd import summary
-from batchwan.values import API_FIELDS, CheckedRow, JobSpec, Status
+from batchwan.values import CheckedRow, JobSpec, Status
 
 #: More issues than this on a terminal is noise; `validate --report` lists them all.
 MAX_PRINTED_ISSUES = 50
@@ -28,12 +28,12 @@ def checked_sheet(
 
     sheet = read_spec_sheet(spec)
     image_root = image_root or spec.image_root
-    for note in () if quiet else (*sheet.notes, *layout(sheet, spec).notes):
+    columns = layout(sheet, spec)  # the headers as read: `Image URL` is the image, not yours
+    for note in () if quiet else (*sheet.notes, *columns.notes):
         click.echo(f"note: {note}", err=True)
     fix_dir = run_dir / "fixed-images" if run_dir is not None else None
     rows = check_rows(sheet, spec, image_root=image_root, fix_dir=fix_dir)
-    sent = {spec.columns.get(name, name) for name in (*API_FIELDS, "id")}
-    return rows, [column for column in sheet.columns if column not in sent]
+    return rows, list(columns.extra)
 
 
 def print_issues(rows: Sequence[CheckedRow], *, quiet: bool = False) -> None:
