@@ -61,6 +61,8 @@ SHEET_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".xlsx", ".jsonl", ".yaml", "
 MAX_YAML_BYTES = 64 * 1024 * 1024
 #: How many non-blank rows are searched for the header below title rows.
 HEADER_SEARCH = 20
+#: How many cells of a row are looked at to tell whether it is the header.
+HEADER_WIDTH = 512
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,13 @@ def read_text(path: Path, encoding: str | None = None) -> str:
 
 def _names_a_field(cells: list[str], names: frozenset[str] = frozenset()) -> bool:
     """Whether a row reads as a header: one of its cells names a field (or a mapped column)."""
-    return any(read_header(c).field is not None or c.strip() in names for c in cells if c.strip())
+    # A header is not wider than this; a stray cell far to the right is not a reason to
+    # compare thousands of cells with every field name.
+    return any(
+        read_header(c).field is not None or c.strip() in names
+        for c in cells[:HEADER_WIDTH]
+        if c.strip()
+    )
 
 
 def _title_like(cells: list[str]) -> bool:

@@ -140,7 +140,7 @@ def _choose_tab(
 
 def _head(sheet: Any) -> list[list[str]]:
     """The first rows of a tab as text, for finding its header."""
-    rows = sheet.iter_rows(max_row=20, values_only=True)
+    rows = sheet.iter_rows(max_row=20, max_col=min(sheet.max_column, 512), values_only=True)
     return [[_xlsx_value(v) for v in row] for row in rows]
 
 
