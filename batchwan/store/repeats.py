@@ -67,23 +67,24 @@ class EarlierSend:
     row_key: str
     task_id: str | None
 
-    def describe(self) -> str:
-        """Where the earlier one is, with its video file when that run has downloaded it."""
+    def describe(self, videos: dict[str, str | None]) -> str:
+        """Where the earlier one is; ``videos``: that run folder's video file by row key."""
         where = f"run folder {self.run_dir}, row {self.position}"
         if self.task_id is None:
             return f"{where} (a create was sent; its answer was not recorded there)"
-        video = _video_file(Path(self.run_dir), self.row_key)
+        video = videos.get(self.row_key)
         shown = f", video {Path(self.run_dir) / video}" if video else ""
         return f"{where}, task {self.task_id}{shown}"
 
 
-def _video_file(run_dir: Path, key: str) -> str | None:
+def _videos_of(run_dir: str) -> dict[str, str | None]:
+    """Row key -> downloaded video file, read once from another run folder's record."""
     from batchwan.store.records import read_records
 
     try:
-        return next((r.video_file for r in read_records(run_dir) if r.key == key), None)
+        return {r.key: r.video_file for r in read_records(Path(run_dir))}
     except Exception:  # another run folder, maybe moved or damaged: the rest still holds
-        return None
+        return {}
 
 
 class RepeatIndex:
@@ -196,14 +197,16 @@ def hold_repeats(
     earlier = index.earlier((r.content_hash for r in candidates), run_dir)
     if not earlier:
         return list(rows)
+    videos = {folder: _videos_of(folder) for folder in {e.run_dir for e in earlier.values()}}
     out: list[CheckedRow] = []
     for row in rows:
         send = earlier.get(row.content_hash)
         if send is None or row.status is not Status.PENDING or row.key in here:
             out.append(row)
             continue
+        where = send.describe(videos[send.run_dir])
         message = (
-            f"already sent from {send.describe()}; not sent again (pass --allow-repeat to "
+            f"already sent from {where}; not sent again (pass --allow-repeat to "
             "send it anyway, or give it a `take` column for a deliberate second take)"
         )
         issue = RowIssue(row.position, "", message, line=row.line)
