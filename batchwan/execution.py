@@ -20,6 +20,7 @@ from batchwan.provider.client import Client, open_session
 from batchwan.provider.transport import Limits
 from batchwan.store.ledger import Ledger
 from batchwan.store.records import Snapshot, read_runs
+from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import iso_utc, now_utc
 from batchwan.values import CheckedRow, Status
 
@@ -113,7 +114,14 @@ async def execute(
             session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model,
             limits=endpoint.limits or Limits(),
         )  # fmt: skip
-        runner = Runner(ledger, client, options, body_for=build_body, on_event=on_event)
+        # A run with a key records each create in the machine's index of sends; a simulated
+        # run has no key and stays out of it.
+        repeats = (
+            RepeatIndex.open(endpoint.base_url, endpoint.api_key) if endpoint.api_key else None
+        )
+        runner = Runner(
+            ledger, client, options, body_for=build_body, on_event=on_event, repeats=repeats
+        )
         on_runner(runner)
         sent_before, done_before = ledger.tally()
         number = ledger.begin_run(dataclasses.asdict(options))
@@ -128,6 +136,8 @@ async def execute(
             ledger.end_run(
                 number, sent=sent_after - sent_before, collected=done_after - done_before
             )
+            if repeats is not None:
+                repeats.close()
 
 
 def write_final_outputs(ledger: Ledger) -> str | None:

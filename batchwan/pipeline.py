@@ -33,6 +33,7 @@ from batchwan.values import COMMITTED, DEFAULT_BASE_URL, CheckedRow, JobSpec, Ro
 if TYPE_CHECKING:
     from batchwan.plan import Plan
     from batchwan.provider.transport import Limits
+    from batchwan.sheet.loader import Sheet
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Prepared:
     run_dir: Path
     rows: list[CheckedRow]
     extra_columns: list[str]
+    notes: tuple[str, ...] = ()  # what was guessed in reading it (encoding, headers), said once
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,17 @@ class Phase(StrEnum):
 
 
 def prepare(
-    source: Any, overrides: Mapping[str, Any], *, simulate: bool = False, fix_images: bool = False
+    source: Any,
+    overrides: Mapping[str, Any],
+    *,
+    simulate: bool = False,
+    fix_images: bool = False,
+    settings: RunSettings | None = None,
 ) -> Prepared:
     """Read and check ``source`` with ``overrides`` on top of its job file; writes nothing.
 
-    With ``fix_images``, fixable images are fixed into the run folder's ``fixed-images``.
+    With ``fix_images``, fixable images are fixed into the run folder's ``fixed-images``. With
+    ``settings``, rows already sent from another run folder on this machine are held back.
     """
     spec, sheet = sources.load_spec(source, overrides)
     # Neither the option nor the job file chose a pace: take the simulator's.
@@ -111,10 +119,16 @@ def prepare(
     table = sources.read_rows(spec, sheet)
     fix_dir = run_dir / "fixed-images" if fix_images else None
     rows = sources.check(spec, table, fix_dir)
-    return _prepared(spec, run_dir, rows, sources.own_columns(spec, table))
+    return _prepared(spec, run_dir, rows, table, settings)
 
 
-def check_source(source: Any, overrides: Mapping[str, Any], *, fix_images: bool) -> Prepared:
+def check_source(
+    source: Any,
+    overrides: Mapping[str, Any],
+    *,
+    fix_images: bool,
+    settings: RunSettings | None = None,
+) -> Prepared:
     """Read and check ``source``; fixed images go to a folder removed at once. Writes nothing."""
     spec, sheet = sources.load_spec(source, overrides, needs_out=False)
     run_dir = spec.out or Path("runs") / spec.sheet.stem
@@ -124,20 +138,38 @@ def check_source(source: Any, overrides: Mapping[str, Any], *, fix_images: bool)
             rows = sources.check(spec, table, scratch)
     else:
         rows = sources.check(spec, table, None)
-    return _prepared(spec, run_dir, rows, sources.own_columns(spec, table))
+    return _prepared(spec, run_dir, rows, table, settings)
 
 
-def _prepared(spec: JobSpec, run_dir: Path, rows: list[CheckedRow], own: list[str]) -> Prepared:
-    """The checked source, once its --group-by columns are known to be among its own."""
+def _prepared(
+    spec: JobSpec,
+    run_dir: Path,
+    rows: list[CheckedRow],
+    table: Sheet,
+    settings: RunSettings | None,
+) -> Prepared:
+    """The checked source, once its --group-by columns are known to be among its own, with
+    rows already sent from another run folder held back (see ``store.repeats``)."""
     from batchwan.outputs.groups import check_group_by
 
+    own, notes = sources.own_columns(spec, table)
     check_group_by(spec.group_by, own)
-    return Prepared(spec, run_dir, rows, own)
+    if settings is not None and settings.api_key and not (settings.simulate or spec.allow_repeat):
+        from batchwan.store.repeats import hold_for_run
+
+        rows = hold_for_run(rows, run_dir, settings.base_url, settings.api_key)
+    return Prepared(spec, run_dir, rows, own, notes)
 
 
-def prepare_dry(source: Any, overrides: Mapping[str, Any], *, fix_images: bool) -> Prepared:
+def prepare_dry(
+    source: Any,
+    overrides: Mapping[str, Any],
+    *,
+    fix_images: bool,
+    settings: RunSettings | None = None,
+) -> Prepared:
     """What ``run --dry-run`` plans from: ``check_source``, refusing what ``run`` refuses."""
-    prepared = check_source(source, overrides, fix_images=fix_images)
+    prepared = check_source(source, overrides, fix_images=fix_images, settings=settings)
     if not sources.is_table(source):
         refuse_to_overwrite(prepared.run_dir, Path(source), prepared.spec.sheet)
     return prepared
@@ -314,7 +346,7 @@ class Pipeline:
         options = RunOptions(
             concurrency=spec.concurrency, rate=spec.rate, poll_interval=spec.poll_interval,
             task_deadline=settings.task_deadline, wait=settings.wait, download=settings.download,
-            max_cost=spec.max_cost,
+            max_cost=spec.max_cost, limit=spec.limit,
         )  # fmt: skip
         endpoint = Endpoint(settings.base_url, settings.api_key, spec.model, settings.limits)
         async with contextlib.AsyncExitStack() as stack:

@@ -19,7 +19,7 @@ from typing import Any
 
 from batchwan.errors import InputError
 from batchwan.sheet.loader import Sheet, cell_text
-from batchwan.values import API_FIELDS, CheckedRow, JobSpec, SheetRow
+from batchwan.values import CheckedRow, JobSpec, SheetRow
 
 #: What ``Sheet.path`` is called for a table given in memory (a name no file has).
 IN_MEMORY_NAME = "<rows>"
@@ -107,9 +107,9 @@ def read_rows(spec: JobSpec, sheet: Sheet | None) -> Sheet:
     """The sheet to check: the one given in memory, else the one ``spec`` names on disk."""
     if sheet is not None:
         return sheet
-    from batchwan.sheet.loader import read_sheet
+    from batchwan.sheet.loader import read_spec_sheet
 
-    return read_sheet(spec.sheet)
+    return read_spec_sheet(spec)
 
 
 def check(spec: JobSpec, sheet: Sheet, fix_dir: Path | None) -> list[CheckedRow]:
@@ -127,7 +127,10 @@ def scratch_fix_dir() -> Iterator[Path]:
         yield Path(folder)
 
 
-def own_columns(spec: JobSpec, sheet: Sheet) -> list[str]:
-    """The user's own columns, in sheet order: every column that is not sent."""
-    sent = {spec.columns.get(name, name) for name in (*API_FIELDS, "id", "model")}
-    return [column for column in sheet.columns if column not in sent]
+def own_columns(spec: JobSpec, sheet: Sheet) -> tuple[list[str], tuple[str, ...]]:
+    """The user's own columns in sheet order (every column not read as a field), and what was
+    guessed in reading the sheet and its headers (`Image URL` is the image, not the user's)."""
+    from batchwan.checks.validation import layout
+
+    columns = layout(sheet, spec)
+    return list(columns.extra), (*sheet.notes, *columns.notes)

@@ -47,7 +47,7 @@ class TaskState(StrEnum):
 COMMITTED = frozenset({Status.RUNNING, Status.SUCCEEDED, Status.UNKNOWN})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a big sheet holds a million of these
 class SheetRow:
     """One data row as read from a sheet, cells exactly as the user typed them."""
 
@@ -65,14 +65,21 @@ class RowIssue:
     column: str
     message: str
     fixable: bool = False  # --fix-images would mend it
+    line: int | None = None  # the row's number as the spreadsheet program shows it
 
     def __str__(self) -> str:
+        where = f"row {self.row}"
+        # Shown where it says more than the row number: after title, blank or hidden rows,
+        # cells spanning lines, blank JSONL lines, YAML items (not the row itself, or the
+        # row after a one-line header).
+        if self.line is not None and self.line not in (self.row, self.row + 1):
+            where += f" (sheet line {self.line})"
         if not self.column:  # a problem of the whole row, e.g. a duplicate
-            return f"row {self.row}: {self.message}"
-        return f"row {self.row}: {self.column}: {self.message}"
+            return f"{where}: {self.message}"
+        return f"{where}: {self.column}: {self.message}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a big sheet holds a million of these
 class CheckedRow:
     """A row after validation: either a request ready to send, or its issues."""
 

@@ -22,3 +22,11 @@ def testdata() -> Path:
     if not TESTDATA.is_dir():
         pytest.skip(f"corpora not found at {TESTDATA}")
     return TESTDATA
+
+
+@pytest.fixture(autouse=True)
+def _own_state_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test has its own user state folder: the index of sends never leaks between tests."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

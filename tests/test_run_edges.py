@@ -42,11 +42,11 @@ def test_a_run_never_overwrites_its_own_sheet(tmp_path: Path) -> None:
 
 
 def test_a_sheet_without_data_rows_says_so(tmp_path: Path) -> None:
-    """A header-only sheet runs to nothing and says so in words."""
+    """A header-only sheet runs to nothing, says so in words, and exits 1 (cron must notice)."""
     sheet = tmp_path / "empty.csv"
     sheet.write_text("prompt,image\n", encoding="utf-8")
     result = invoke(["run", str(sheet), "--simulate", "--out", str(tmp_path / "r")], key=None)
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     assert "the sheet has no data rows" in result.output
 
 

@@ -21,8 +21,9 @@ SAMPLES = REPO / "samples"
 MISTAKES = [
     "row 1: prompt: is empty; write what the video should show",
     "row 2: duration: wan2.5-i2v-preview takes 5 or 10, got 7",
-    "row 4: image: 240x135 px; each side must be 360-2000 px (resize it, or run with --fix-images)",
-    "row 5: image: has transparent pixels, which the API refuses "
+    "row 4: image: images/thumbnail.jpg: 240x135 px; each side must be 360-2000 px "
+    "(resize it, or run with --fix-images)",
+    "row 5: image: images/logo-transparent.png: has transparent pixels, which the API refuses "
     "(flatten it onto a background, or run with --fix-images)",
     f"row 6: image: ../secret.png leads outside the sheet's folder {SAMPLES}; "
     "images must be inside it (move the image there, or pass --image-root)",
@@ -124,11 +125,15 @@ def test_bad_options_exit_2(args: list[str]) -> None:
     assert invoke(*args)[0] == 2
 
 
-def test_empty_sheet_is_valid(tmp_path: Path) -> None:
-    """A header with no rows has nothing wrong: exit 0."""
+def test_empty_sheet_exits_1(tmp_path: Path) -> None:
+    """A header with no rows is not a success under cron: exit 1, saying so."""
     sheet = tmp_path / "s.csv"
     sheet.write_text("prompt,image\n", encoding="utf-8")
-    assert invoke(str(sheet)) == (0, "0 rows: 0 valid, 0 invalid, 0 duplicates\n", "")
+    assert invoke(str(sheet)) == (
+        1,
+        "0 rows: 0 valid, 0 invalid, 0 duplicates\n",
+        f"Error: {sheet}: the sheet has no data rows\n",
+    )
 
 
 def test_help_has_an_example() -> None:
@@ -197,7 +202,7 @@ def test_check_urls(tmp_path: Path, file_server: str) -> None:
         f"prompt,image\na,{file_server}/good.png\nb,{file_server}/gone.png\n", encoding="utf-8"
     )
     assert invoke(str(sheet))[0] == 0  # without the flag nothing is fetched
-    code, out, _err = invoke(str(sheet), "--check-urls")
+    code, out, _err = invoke(str(sheet), "--check-urls", "--allow-private-urls")
     assert code == 1
     assert out.splitlines() == [
         f"row 2: image: {file_server}/gone.png answered HTTP 404; "

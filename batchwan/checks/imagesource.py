@@ -18,10 +18,15 @@ from pathlib import Path
 
 from batchwan.catalog.rules import shown, url_problem
 from batchwan.checks.media import ImageProbe, MediaProblem, probe_image
+from batchwan.checks.sharelinks import direct_link
 
 log = logging.getLogger(__name__)
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+# A URL of this plain shape passes url_problem for sure; most image cells are one, and parsing
+# each of a million of them in full would be most of the time validation takes.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]*[A-Za-z0-9](?::[0-9]{1,4})?(?:[/?#]\S*)?\Z", re.I)
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class ImageVerdict:
     digest: str | None = None  # sha256 of the original local file's bytes
     problems: tuple[MediaProblem, ...] = ()
     notes: tuple[str, ...] = ()
+    url: str | None = None  # the URL to send instead of the cell's (a share link made direct)
 
 
 @dataclass
@@ -43,6 +49,7 @@ class ImageChecker:
     fix_dir: Path | None = None
     root_given: bool = False  # the root came from --image-root, not the sheet's folder
     _cache: dict[Path, ImageVerdict] = field(default_factory=dict)
+    _by_cell: dict[str, ImageVerdict] = field(default_factory=dict)  # one look per distinct cell
     _fixed_names: int = 0
 
     def check(self, text: str) -> ImageVerdict:
@@ -50,10 +57,22 @@ class ImageChecker:
         match = _SCHEME.match(text)
         scheme = match.group(1).lower() if match else ""
         if scheme in ("http", "https"):
-            problem = url_problem(text)
-            return ImageVerdict(problems=(MediaProblem(problem),) if problem else ())
+            problem = None if _PLAIN_URL.match(text) else url_problem(text)
+            if problem:
+                return _refuse(problem)
+            share = direct_link(text)
+            if share is None:
+                return ImageVerdict()
+            if share.problem:
+                return _refuse(share.problem)
+            return ImageVerdict(url=share.url, notes=(f"image: {share.note}",))
         if scheme == "data":
             return self._data_uri(text)
+        if _WINDOWS_DRIVE.match(text) or text.startswith("\\\\"):
+            return _refuse(
+                f"{shown(text)} is a Windows path on another machine; put the image in the "
+                "sheet's folder (or --image-root) and give its path from there, e.g. images/a.png"
+            )
         if scheme and (text[len(scheme) + 1 :].startswith("//") or scheme == "file"):
             return _refuse(
                 f"must be an http(s) URL, a data: URI or a path to a file beside the sheet, "
@@ -62,8 +81,19 @@ class ImageChecker:
         return self._local(text)
 
     def _local(self, text: str) -> ImageVerdict:
+        cached = self._by_cell.get(text)
+        if cached is None:
+            cached = self._by_cell[text] = self._local_uncached(text)
+        return cached
+
+    def _local_uncached(self, text: str) -> ImageVerdict:
+        # A sheet made on Windows says images\a.png; here that is the path images/a.png.
+        written = text.replace("\\", "/") if "\\" in text else text
         try:
-            resolved = (self.base / text).resolve()
+            candidate = Path(written).expanduser()
+            resolved = (self.base / candidate).resolve()
+            if self.root_given and not resolved.exists() and not candidate.is_absolute():
+                resolved = (self.root / candidate).resolve()  # bare names under --image-root
             inside = resolved.is_relative_to(self.root)
         except (OSError, ValueError, RuntimeError) as exc:
             return _refuse(f"{shown(text)} is not a usable file path ({exc})")
@@ -89,7 +119,11 @@ class ImageChecker:
             probe = probe_image(resolved)
         except OSError as exc:
             return _refuse(f"{shown(text)} cannot be read ({exc.strerror or exc})")
-        verdict = ImageVerdict(resolved, digest, probe.problems)
+        # Every image problem names the file, so a person knows which one to fix.
+        named = tuple(
+            MediaProblem(f"{shown(text)}: {p.message}", p.fixable) for p in probe.problems
+        )
+        verdict = ImageVerdict(resolved, digest, named)
         return self._maybe_fix(resolved, probe, verdict)
 
     def _data_uri(self, text: str) -> ImageVerdict:

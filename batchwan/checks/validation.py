@@ -29,7 +29,8 @@ from batchwan.catalog.rules import either, field_rules, shown, size_for_resoluti
 from batchwan.catalog.spec import Frame, ModelSpec, tier_of_size
 from batchwan.checks.imagesource import ImageChecker, ImageVerdict
 from batchwan.errors import InputError
-from batchwan.sheet.loader import Sheet, cell_text
+from batchwan.sheet.headers import canonical_field, match_headers
+from batchwan.sheet.loader import Sheet, cell_text, collector_paused
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _IMAGE_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8\xff", "jpeg"), (b"BM", "bmp"))
 _FRAMES = ("image", "last_frame")
 _FROM_DEFAULTS = " (from the defaults; set this row's own cell)"
 #: Columns read for the row itself rather than sent as they are.
-ROW_COLUMNS = ("id", "model")
+ROW_COLUMNS = ("id", "model", "take")
 
 
 @dataclass(frozen=True)
@@ -48,42 +49,34 @@ class Layout:
 
     fields: dict[str, str]  # API field (or "id", "model") -> the sheet's column name
     extra: tuple[str, ...]  # the user's own columns, in sheet order
+    notes: tuple[str, ...] = ()  # headers read loosely, said once
 
 
 def describe(issue: RowIssue) -> str:
-    """A row problem as one line: ``row 7: duration: wan2.5-i2v-preview takes 5 or 10, got 7``."""
-    if issue.column:
-        return f"row {issue.row}: {issue.column}: {issue.message}"
-    return f"row {issue.row}: {issue.message}"
+    """A row problem as one line: ``row 7 (sheet line 9): duration: must be 5 or 10, got 7``."""
+    return str(issue)
 
 
 def layout(sheet: Sheet, spec: JobSpec) -> Layout:
-    """Map API fields to columns: the job file's `columns:`, else the column of the same name.
+    """Map API fields to columns as a person reads the headers (see ``sheet.headers``)."""
+    defaulted = {*spec.defaults, *(canonical_field(k) or k for k in sheet.defaults)}
+    readable = any(r.read_error is None for r in sheet.rows)  # else the rows say what is wrong
+    match = match_headers(
+        sheet.path, sheet.columns, known=(*API_FIELDS, *ROW_COLUMNS), mapped=spec.columns,
+        required=_required_columns(sheet, spec) if readable else (), defaulted=defaulted,
+    )  # fmt: skip
+    return Layout(match.fields, match.extra, match.notes)
 
-    A header that differs from an API field only in case or spaces (``Prompt``, ``Seed ``) is
-    refused rather than silently carried as the user's own column: a `Duration` of 10 that is
-    never sent would give every row a 5 s video.
-    """
-    fields: dict[str, str] = {}
-    names = (*API_FIELDS, *ROW_COLUMNS)
-    for name in names:
-        column = spec.columns.get(name, name)
-        if name in spec.columns and sheet.columns and column not in sheet.columns:
-            raise InputError(
-                f"{sheet.path}: the job file maps {name} to column {column!r}, which the "
-                f"sheet does not have; its columns are: {', '.join(sheet.columns)}"
-            )
-        if column in sheet.columns:
-            fields[name] = column
-    for column in sheet.columns:
-        near = column.strip().lower()
-        if column not in fields.values() and near in names and near not in fields:
-            raise InputError(
-                f"{sheet.path}: column {column!r} is not read as the API field {near!r}; "
-                f"rename it {near!r} (or map it under `columns:` in a job file)"
-            )
-    used = set(fields.values())
-    return Layout(fields, tuple(c for c in sheet.columns if c not in used))
+
+def _required_columns(sheet: Sheet, spec: JobSpec) -> tuple[str, ...]:
+    """The columns no row can do without: a prompt, and an image when every row's model needs
+    one (a sheet with a model column may mix text-only rows in)."""
+    model = find_model(spec.model)
+    own_models = "model" in spec.columns or any(
+        canonical_field(c) == "model" for c in sheet.columns
+    )
+    needs_image = model is not None and model.takes_image and not own_models
+    return ("prompt", "image") if needs_image else ("prompt",)
 
 
 def content_hash(
@@ -91,13 +84,17 @@ def content_hash(
     image_digest: str | None,
     last_frame_digest: str | None = None,
     model: str = DEFAULT_MODEL,
+    take: str = "",
 ) -> str:
     """sha256 of the request as canonical JSON, a local image's bytes standing in for its path.
 
     The model is hashed in unless it is the default one, whose rows keep the keys they had
-    before rows could name their own model.
+    before rows could name their own model. A ``take`` cell (a deliberate second take of the
+    same request) is part of the hash.
     """
     canonical = dict(request)
+    if take:
+        canonical["take"] = take
     if image_digest is not None:
         canonical["image"] = f"sha256:{image_digest}"
     if last_frame_digest is not None:
@@ -145,7 +142,8 @@ class _RowChecker:
 
     def __init__(self, sheet: Sheet, spec: JobSpec, images: ImageChecker) -> None:
         self.layout = layout(sheet, spec)
-        merged = {**sheet.defaults, **spec.defaults}
+        own = {canonical_field(k) or k: v for k, v in sheet.defaults.items()}
+        merged = {**own, **spec.defaults}
         self.defaults = {k: cell_text(v).strip() for k, v in merged.items() if k in API_FIELDS}
         self.images = images
         self.model = spec.model
@@ -186,7 +184,9 @@ class _RowChecker:
         self._frames(spec, draft)
         status = Status.INVALID if draft.issues else Status.PENDING
         digests = [draft.frames[f].digest if f in draft.frames else None for f in _FRAMES]
-        chash = content_hash(draft.request, digests[0], digests[1], spec.name)
+        chash = content_hash(
+            draft.request, digests[0], digests[1], spec.name, self._cell(cells, "take")
+        )
         return _row(row, row_id, status, draft, chash, extra, spec.name)
 
     def _fields(self, cells: dict[str, str], spec: ModelSpec, draft: _Draft) -> None:
@@ -260,6 +260,8 @@ class _RowChecker:
                 continue
             verdict = self.images.check(text)
             draft.frames[name] = verdict
+            if verdict.url is not None:  # a share link, sent as the file's direct link
+                draft.request[name] = verdict.url
             column = self._column(name)
             for p in verdict.problems:
                 draft.problem(column, p.message, p.fixable)
@@ -317,6 +319,13 @@ def check_rows(
     if fix_dir is not None:
         fix_dir.mkdir(parents=True, exist_ok=True)
     checker = _RowChecker(sheet, spec, ImageChecker(base, root, fix_dir, image_root is not None))
+    with collector_paused():  # a million rows are millions of objects and no cycles
+        checked = _check_each(sheet, checker)
+    log.info("checked %d rows of %s", len(checked), sheet.path)
+    return checked
+
+
+def _check_each(sheet: Sheet, checker: _RowChecker) -> list[CheckedRow]:
     id_column = checker.layout.fields.get("id", "id")
     ids: dict[str, int] = {}
     contents: dict[str, int] = {}
@@ -345,8 +354,10 @@ def check_rows(
                 row = _with(row, Status.DUPLICATE, (issue,))
         if row.status is Status.PENDING:
             contents.setdefault(row.content_hash, row.position)
+        if row.issues and sheet_row.line is not None:
+            located = tuple(dataclasses.replace(i, line=sheet_row.line) for i in row.issues)
+            row = dataclasses.replace(row, issues=located)
         checked.append(row)
-    log.info("checked %d rows of %s", len(checked), sheet.path)
     return checked
 
 

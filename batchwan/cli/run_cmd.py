@@ -32,13 +32,14 @@ from batchwan.cli.common import (
     setup_logging,
 )
 from batchwan.cli.progress import Progress
-from batchwan.cli.sheet import print_issues
+from batchwan.cli.sheet import print_issues, print_notes
 from batchwan.cli.status_cmd import GROUP_BY_HELP
 from batchwan.events import Event, RunStarted
 from batchwan.pipeline import (
     SIMULATOR_POLL_INTERVAL,
     Phase,
     Pipeline,
+    Prepared,
     RunResult,
     RunSettings,
     dry_plan,
@@ -111,6 +112,12 @@ _SWITCH_INTERVAL = 0.0005
 )
 @click.option("--retry-failed", is_flag=True, help="Send `failed` rows again.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something needs attention.")
+@click.option("--tab", help="The worksheet of an .xlsx workbook to read (default: the first).")
+@click.option("--include-hidden", is_flag=True, help="Also send rows hidden in the workbook.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N new rows this run.")
+@click.option(
+    "--allow-repeat", is_flag=True, help="Send rows already sent from another run folder."
+)
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
 @click.option(
     "--create-deadline",
@@ -160,6 +167,10 @@ def run(
     resubmit_unknown: bool,
     retry_failed: bool,
     quiet: bool,
+    tab: str | None,
+    include_hidden: bool,
+    limit: int | None,
+    allow_repeat: bool,
     task_deadline: float,
     create_deadline: float,
     poll_deadline: float,
@@ -182,7 +193,8 @@ def run(
     overrides = {
         "model": model, "out": out, "concurrency": concurrency, "rate": rate,
         "poll_interval": poll_interval, "max_cost": max_cost, "image_root": image_root,
-        "group_by": _group_by(group_by),
+        "group_by": _group_by(group_by), "tab": tab, "include_hidden": include_hidden or None,
+        "limit": limit, "allow_repeat": allow_repeat or None,
     }  # fmt: skip
     key = api_key()
     settings = RunSettings(
@@ -200,14 +212,20 @@ def run(
                 exit_codes.CANNOT_START,
             )
         if dry_run:
-            prepared = prepare_dry(source, overrides, fix_images=fix_images)
-            print_issues(prepared.rows, quiet=quiet)
+            prepared = prepare_dry(source, overrides, fix_images=fix_images, settings=settings)
+            _said_on_reading(prepared, quiet)
             from batchwan.plan import format_plan
 
-            echo(format_plan(dry_plan(prepared, settings)))
+            plan = dry_plan(prepared, settings)
+            echo(format_plan(plan))
+            if (limit := prepared.spec.limit) is not None and plan.new > limit:
+                echo(f"--limit {limit}: this run sends {limit} of the {plan.new} new rows; "
+                     f"the other {plan.new - limit} stay pending")  # fmt: skip
             leave(exit_codes.for_checked(prepared.rows))
-        prepared = prepare(source, overrides, simulate=simulate, fix_images=fix_images)
-        print_issues(prepared.rows, quiet=quiet)
+        prepared = prepare(
+            source, overrides, simulate=simulate, fix_images=fix_images, settings=settings
+        )
+        _said_on_reading(prepared, quiet)
         pipeline = Pipeline(prepared, settings)
         with _interrupted(pipeline, resume):
             result = _drive(pipeline, quiet)
@@ -217,6 +235,17 @@ def run(
             if not quiet or code != exit_codes.OK:
                 _print_summary(result, code, resume)
     leave(code)
+
+
+def _said_on_reading(prepared: Prepared, quiet: bool) -> None:
+    """What reading the sheet guessed, every row's problems, and a sheet with no rows at all."""
+    print_notes(prepared.notes, quiet=quiet)
+    if not prepared.rows:  # under cron, "nothing to do" must not look like success
+        fail(
+            f"{prepared.spec.sheet}: the sheet has no data rows; nothing to send",
+            exit_codes.ROWS_NEED_ATTENTION,
+        )
+    print_issues(prepared.rows, quiet=quiet)
 
 
 def _group_by(option: str | None) -> tuple[str, ...] | None:

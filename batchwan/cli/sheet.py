@@ -15,6 +15,13 @@ from batchwan.values import CheckedRow, Status
 MAX_PRINTED_ISSUES = 50
 
 
+def print_notes(notes: Sequence[str], *, quiet: bool = False) -> None:
+    """What was guessed in reading the sheet (encoding, separator, headers), said once."""
+    if not quiet:
+        for note in notes:
+            echo(f"note: {note}", err=True)
+
+
 def print_issues(rows: Sequence[CheckedRow], *, quiet: bool = False) -> None:
     """Every row problem on stderr (capped), then one line of counts.
 

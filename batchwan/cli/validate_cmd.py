@@ -48,8 +48,17 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _check(
-    source: Path, image_root: Path | None, fix_images: bool, urls: bool, report: Path | None
+    source: Path,
+    image_root: Path | None,
+    fix_images: bool,
+    urls: bool,
+    report: Path | None,
+    tab: str | None = None,
+    allow_private: bool = False,
 ) -> list[CheckedRow]:
+    """Every row checked (and with ``urls`` its remote files fetched); what was guessed in
+    reading the sheet is said on stderr."""
+    from batchwan.cli.sheet import print_notes  # it imports this module's summary
     from batchwan.pipeline import check_source
     from batchwan.sheet.jobfile import load_source
 
@@ -59,11 +68,13 @@ def _check(
                 # A slip of the tab key would otherwise replace the user's sheet with the report.
                 raise InputError(f"--report {report} would overwrite {given}; name another file")
     # validate writes no run folder: fixed copies go to a folder that is removed afterwards.
-    rows = check_source(source, {"image_root": image_root}, fix_images=fix_images).rows
+    prepared = check_source(source, {"image_root": image_root, "tab": tab}, fix_images=fix_images)
+    print_notes(prepared.notes)
+    rows = prepared.rows
     if urls:
         from batchwan.checks.urlcheck import check_urls
 
-        rows = asyncio.run(check_urls(rows))
+        rows = asyncio.run(check_urls(rows, allow_private=allow_private))
     return rows
 
 
@@ -91,8 +102,20 @@ def _check(
     is_flag=True,
     help="Say what `run --fix-images` would do to each image it can mend.",
 )
+@click.option("--tab", help="The worksheet of an .xlsx workbook to read (default: the first).")
+@click.option(
+    "--allow-private-urls",
+    is_flag=True,
+    help="With --check-urls, also fetch loopback, private and link-local addresses.",
+)
 def validate(
-    source: Path, report_path: Path | None, urls: bool, image_root: Path | None, fix_images: bool
+    source: Path,
+    report_path: Path | None,
+    urls: bool,
+    image_root: Path | None,
+    fix_images: bool,
+    tab: str | None,
+    allow_private_urls: bool,
 ) -> None:
     """Check every row of SOURCE against the API's rules, and send nothing.
 
@@ -110,7 +133,7 @@ def validate(
     from batchwan.checks.validation import describe
 
     with exit_on_errors():
-        rows = _check(source, image_root, fix_images, urls, report_path)
+        rows = _check(source, image_root, fix_images, urls, report_path, tab, allow_private_urls)
     for row in rows:
         for issue in row.issues:
             echo(describe(issue))
@@ -123,5 +146,7 @@ def validate(
             write_report(report_path, rows)
         except OSError as exc:
             fail(f"cannot write {report_path}: {exc.strerror or exc}", exit_codes.CANNOT_START)
+    if not rows:  # under cron, an empty sheet must not look like success
+        fail(f"{source}: the sheet has no data rows", exit_codes.ROWS_NEED_ATTENTION)
     click.echo(summary(rows))
     leave(exit_codes.for_checked(rows))

@@ -35,6 +35,7 @@ from batchwan.errors import (
 from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
 from batchwan.safe_text import one_line
 from batchwan.store.ledger import Ledger
+from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
 
@@ -79,6 +80,7 @@ class RunOptions:
     not_found_limit: int = 5
     download_tries: int = 3
     stop_grace: float = 20.0  # how long an interrupted run waits for creates already on the wire
+    limit: int | None = None  # send at most this many new rows in this run (--limit)
 
 
 class StopReason(StrEnum):
@@ -146,8 +148,10 @@ class Runner:
         *,
         body_for: Callable[[CheckedRow], dict[str, Any]],
         on_event: Callable[[RunEvent], None] = lambda event: None,
+        repeats: RepeatIndex | None = None,
     ) -> None:
         self.ledger = ledger
+        self._repeats = repeats  # creates sent from every run folder, to never repeat one
         self.client = client
         self.options = options
         self._body_for = body_for
@@ -222,6 +226,7 @@ class Runner:
             self.options.poll_interval, self.options.wait, self.options.download,
             self.options.max_cost,
         )  # fmt: skip
+        await self._hold_over_limit(queue)
         submitters = [
             asyncio.create_task(self._submit_worker(queue))
             for _ in range(min(self.options.concurrency, len(queue)))
@@ -239,6 +244,15 @@ class Runner:
             raise self._with_unrecorded(self._fatal)
         log.info("run end: %s", self._stop_message or (self._stop or "every row done or sent"))
         return RunOutcome(self._stop, self._stop_message)
+
+    async def _hold_over_limit(self, queue: deque[CheckedRow]) -> None:
+        """With --limit N, keep the first N rows to send (in sheet order); the rest stay pending."""
+        limit = self.options.limit
+        if limit is None or len(queue) <= limit:
+            return
+        held = [queue.pop().key for _ in range(len(queue) - limit)]
+        await self.ledger.settle_pending(held, f"not sent: --limit {limit} reached")
+        log.info("--limit %d: %d rows left pending", limit, len(held))
 
     async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
         """Wait for the submitters, then (unless told not to) for every task to end."""
@@ -366,6 +380,8 @@ class Runner:
             self._wire_idle.clear()
             try:
                 await self.ledger.begin_create(row.key)
+                if self._repeats is not None:
+                    await self._repeats.about_to_send(row, self.ledger.run_dir)
                 log.info("row %s: create sent (try %s)", row.position, attempt + 1)
                 info = await self.client.create(body, model=row.model or None)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
@@ -378,8 +394,13 @@ class Runner:
                 self._unrecorded[row.key] = f"row {row.position} task {info.task_id}"
                 await self.ledger.create_accepted(row.key, info.task_id)
                 del self._unrecorded[row.key]
+                if self._repeats is not None:
+                    await self._repeats.accepted(row, self.ledger.run_dir, info.task_id)
             except ApiError as exc:
                 last = exc
+                received = not (exc.safe_to_resend or isinstance(exc, Rejected | AccountError))
+                if self._repeats is not None and not received:
+                    await self._repeats.not_sent(row, self.ledger.run_dir)
                 self._committed -= entry.cost if exc.safe_to_resend else 0.0
                 if not await self._create_failed(row, entry, exc, attempt):
                     return False

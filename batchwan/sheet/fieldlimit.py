@@ -16,8 +16,9 @@ import csv
 import threading
 from collections.abc import Iterator
 
-#: The largest cell a sheet may hold: a 10 MB image as base64, with room to spare.
-FIELD_LIMIT = 32 * 1024 * 1024
+#: The longest line of a sheet the csv module may read (a cell is bounded tighter, by the
+#: reader: see ``textread.MAX_CELL``); a 10 MB image as base64 fits with room to spare.
+FIELD_LIMIT = 64 * 1024 * 1024
 
 _lock = threading.Lock()
 _readers = 0

@@ -8,6 +8,7 @@ misspelt ``max_cost`` would otherwise silently lift a spending limit.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import logging
 import math
@@ -17,7 +18,9 @@ from typing import Any
 
 from batchwan.catalog.prices import parse_prices
 from batchwan.errors import InputError
-from batchwan.sheet.loader import parse_yaml, read_text
+from batchwan.sheet.headers import canonical_field
+from batchwan.sheet.loader import read_text
+from batchwan.sheet.yamltext import parse_yaml
 from batchwan.values import API_FIELDS, JobSpec
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,13 @@ JOB_KEYS: tuple[str, ...] = (
     "max_cost",
     "prices",
     "group_by",
+    "image_root",
+    "tab",
+    "include_hidden",
+    "encoding",
+    "delimiter",
+    "limit",
+    "allow_repeat",
 )
 
 #: The same bounds as the command line's --concurrency, --rate and --poll-interval: a rate of
@@ -42,8 +52,8 @@ JOB_KEYS: tuple[str, ...] = (
 MAX_CONCURRENCY = 512
 LEAST_INTERVAL = 0.01
 
-#: What ``columns:`` may map: the API's fields, the row's id and its model.
-MAPPABLE: tuple[str, ...] = (*API_FIELDS, "id", "model")
+#: What ``columns:`` may map: the API's fields, the row's id, its model and its take.
+MAPPABLE: tuple[str, ...] = (*API_FIELDS, "id", "model", "take")
 
 
 def load_source(path: Path) -> JobSpec:
@@ -83,6 +93,7 @@ def _job_spec(path: Path, data: dict[Any, Any]) -> JobSpec:
         kwargs["prices"], kwargs["model_prices"] = _prices(path, data["prices"])
     if data.get("group_by") is not None:
         kwargs["group_by"] = _group_by(path, data["group_by"])
+    kwargs.update(_sheet_keys(path, base, data))
     spec = JobSpec(**kwargs)
     log.debug("job file %s: sheet %s", path, spec.sheet)
     return spec
@@ -96,6 +107,55 @@ def _group_by(path: Path, value: Any) -> tuple[str, ...]:
             f"{path}: `group_by:` must be column names (campaign, owner), got {value!r}"
         )
     return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
+
+
+def _sheet_keys(path: Path, base: Path, data: dict[Any, Any]) -> dict[str, Any]:
+    """How to read the sheet and how much of it to send: image_root, tab, encoding, limit..."""
+    kwargs: dict[str, Any] = {}
+    if data.get("image_root") is not None:
+        kwargs["image_root"] = _path(path, base, "image_root", data["image_root"])
+    for key in ("tab", "encoding"):
+        if data.get(key) is not None:
+            kwargs[key] = _text(path, key, data[key])
+    if data.get("encoding") is not None:
+        kwargs["encoding"] = _encoding(path, kwargs["encoding"])
+    if data.get("delimiter") is not None:
+        kwargs["delimiter"] = _delimiter(path, data["delimiter"])
+    for key in ("include_hidden", "allow_repeat"):
+        if data.get(key) is not None:
+            if not isinstance(data[key], bool):
+                raise InputError(f"{path}: `{key}:` must be true or false, got {data[key]!r}")
+            kwargs[key] = data[key]
+    if data.get("limit") is not None:
+        limit = data["limit"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InputError(
+                f"{path}: `limit:` must be a whole number of at least 1, got {limit!r}"
+            )
+        kwargs["limit"] = limit
+    return kwargs
+
+
+def _encoding(path: Path, name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise InputError(
+            f"{path}: `encoding:` {name!r} is not an encoding Python knows; "
+            "try utf-8, cp1252, latin-1 or utf-16"
+        ) from None
+
+
+#: What `delimiter:` may say, and the character each means.
+DELIMITERS = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|", "comma": ",",
+              "semicolon": ";", "pipe": "|"}  # fmt: skip
+
+
+def _delimiter(path: Path, value: Any) -> str:
+    key = value.lower() if isinstance(value, str) and len(value) > 1 else value
+    if key not in DELIMITERS:
+        raise InputError(f"{path}: `delimiter:` must be one of , ; | or tab, got {value!r}")
+    return DELIMITERS[key]
 
 
 def _text(path: Path, key: str, value: Any) -> str:
@@ -141,7 +201,8 @@ def _mapping(path: Path, key: str, value: Any) -> dict[Any, Any]:
 
 def _columns(path: Path, value: Any) -> dict[str, str]:
     columns: dict[str, str] = {}
-    for field, column in _mapping(path, "columns", value).items():
+    for given, column in _mapping(path, "columns", value).items():
+        field = canonical_field(given) or str(given)
         if field not in MAPPABLE:
             raise InputError(
                 f"{path}: `columns:` maps {field!r}, which is not an API field; "
@@ -153,7 +214,8 @@ def _columns(path: Path, value: Any) -> dict[str, str]:
 
 def _defaults(path: Path, value: Any) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
-    for field, default in _mapping(path, "defaults", value).items():
+    for given, default in _mapping(path, "defaults", value).items():
+        field = canonical_field(given) or str(given)
         if field not in API_FIELDS:
             raise InputError(
                 f"{path}: `defaults:` sets {field!r}, which is not an API field; "

@@ -1,7 +1,8 @@
 """Read any sheet format into rows that remember their position, cells as the user typed them.
 
 Formats: CSV, TSV, XLSX, JSONL and YAML (a list of mappings, or a mapping with ``rows:`` and an
-optional ``defaults:``). Text is UTF-8, with or without a byte-order mark.
+optional ``defaults:``). Encodings and separators: ``sheet.textread``; workbooks (tabs, links,
+merged cells, hidden rows): ``sheet.workbook``.
 
 Choices a user can rely on:
 
@@ -13,6 +14,13 @@ Choices a user can rely on:
   from spreadsheet programs often end in rows of bare commas, and reporting each as a row with
   no prompt helps nobody. Every other row keeps its position among the data rows, starting at 1.
   In JSONL a blank line is skipped; in YAML every list item is a row.
+* The header is the first row that names a field (``prompt``, ``Image URL``...) among the first
+  20 non-blank rows, so title rows above it are skipped (and said); when no row names a field,
+  the first non-blank row is the header.
+* Each row knows its ``line``: the number the spreadsheet program shows for it (in a CSV the
+  record's number counting the header, title and blank rows, which is its line number unless a
+  cell above spans lines; in a workbook its row number; in JSONL its line; in YAML the line where
+  its item starts).
 * A line that cannot be parsed (a JSONL line that is not a JSON object, a CSV row with more cells
   than the header) is a problem of that row only: ``SheetRow.read_error``.
 * A file that cannot be read at all raises one ``InputError`` naming the file and the reason.
@@ -20,28 +28,41 @@ Choices a user can rely on:
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import datetime as dt
-import io
+import gc
 import json
 import logging
-import warnings
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from batchwan.errors import InputError
-from batchwan.sheet.fieldlimit import wide_csv_fields
-from batchwan.values import SheetRow
+from batchwan.sheet import textread
+from batchwan.sheet.headers import read_header
+from batchwan.sheet.textread import (
+    TOO_LONG,
+    Record,
+    bounded_lines,
+    detect_encoding,
+    read_records,
+    text_format,
+)
+from batchwan.sheet.yamltext import parse_yaml
+from batchwan.values import JobSpec, SheetRow
 
 log = logging.getLogger(__name__)
 
 #: The extensions ``read_sheet`` understands.
 SHEET_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".xlsx", ".jsonl", ".yaml", ".yml")
+
+#: The largest YAML sheet or job file: YAML is parsed whole, and its values walked.
+MAX_YAML_BYTES = 64 * 1024 * 1024
+#: How many non-blank rows are searched for the header below title rows.
+HEADER_SEARCH = 20
+#: How many cells of a row are looked at to tell whether it is the header.
+HEADER_WIDTH = 512
 
 
 @dataclass(frozen=True)
@@ -52,26 +73,61 @@ class Sheet:
     columns: tuple[str, ...]
     rows: list[SheetRow]
     defaults: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what was guessed in reading it (encoding, separator, tab)
 
 
-def read_sheet(path: Path) -> Sheet:
-    """Read a CSV, TSV, XLSX, JSONL or YAML sheet; InputError when it cannot be read at all."""
+def read_sheet(
+    path: Path,
+    *,
+    tab: str | None = None,
+    include_hidden: bool = False,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    columns: Iterable[str] = (),
+) -> Sheet:
+    """Read a CSV, TSV, XLSX, JSONL or YAML sheet; InputError when it cannot be read at all.
+
+    ``tab`` picks a workbook's tab; ``include_hidden`` reads its hidden rows too; ``encoding``
+    and ``delimiter`` force what is otherwise found (see ``sheet.textread``); ``columns``
+    are header names a job file maps, which mark the header row as field names do.
+    """
+    names = frozenset(columns)
     suffix = path.suffix.lower()
     if path.is_dir():  # before the suffix: "a file without an extension" would mislead
         raise InputError(f"{path}: is a folder, not a sheet; name the sheet file inside it")
     if suffix not in SHEET_SUFFIXES:
         kind = f"a {suffix} file" if suffix else "a file without an extension"
-        raise InputError(
-            f"{path}: cannot read {kind} as a sheet; use one of {', '.join(SHEET_SUFFIXES)}"
+        hint = (
+            " (Excel's Unicode Text is tab-separated: rename it to .tsv)"
+            if suffix == ".txt"
+            else ""
         )
+        raise InputError(
+            f"{path}: cannot read {kind} as a sheet; use one of {', '.join(SHEET_SUFFIXES)}{hint}"
+        )
+    if tab is not None and suffix != ".xlsx":
+        raise InputError(f"{path}: --tab {tab!r} is for .xlsx workbooks; this sheet has no tabs")
     if suffix == ".xlsx":
-        return _read_xlsx(path)
-    text = read_text(path)
+        return _read_xlsx(path, tab, include_hidden, names)
     if suffix in (".csv", ".tsv"):
-        return _read_delimited(path, text, "\t" if suffix == ".tsv" else ",")
+        default = "\t" if suffix == ".tsv" else ","
+        fmt = text_format(path, encoding=encoding, delimiter=delimiter, default=default)
+        return _assemble(path, read_records(path, fmt), "line", fmt.notes, names=names)
     if suffix == ".jsonl":
-        return _read_jsonl(path, text)
-    return _read_yaml(path, text)
+        return _read_jsonl(path, encoding)
+    return _read_yaml(path, read_text(path, encoding))
+
+
+def read_spec_sheet(spec: JobSpec) -> Sheet:
+    """Read the sheet of a job spec, with its tab, encoding, separator and column names."""
+    return read_sheet(
+        spec.sheet,
+        tab=spec.tab,
+        include_hidden=spec.include_hidden,
+        encoding=spec.encoding,
+        delimiter=spec.delimiter,
+        columns=spec.columns.values(),
+    )
 
 
 def cell_text(value: Any) -> str:
@@ -94,27 +150,129 @@ def cell_text(value: Any) -> str:
         return str(value)
 
 
-def read_text(path: Path) -> str:
-    """A file's text as UTF-8 (a byte-order mark is dropped); InputError naming the reason."""
+def read_text(path: Path, encoding: str | None = None) -> str:
+    """A YAML file's text, in its encoding (found as for CSV); InputError naming the reason."""
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if size > MAX_YAML_BYTES:
+        raise InputError(
+            f"{path}: is {size / 1e6:.0f} MB; a YAML file may be at most "
+            f"{MAX_YAML_BYTES / 1e6:.0f} MB (use CSV or JSONL for big sheets)"
+        )
+    if encoding is None:
+        encoding, _note = detect_encoding(path)
+    try:
+        return path.read_bytes().decode(encoding)
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not a sheet") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(
-            f"{path}: is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "save it as UTF-8 (in Excel: CSV UTF-8)"
+            f"{path}: cannot be read as {encoding} (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}); save it as UTF-8"
         ) from None
 
 
-def _assemble(path: Path, header: list[str], body: Iterable[list[str]]) -> Sheet:
-    """Turn a header and positional rows into a Sheet (shared by CSV, TSV and XLSX)."""
+def _names_a_field(cells: list[str], names: frozenset[str] = frozenset()) -> bool:
+    """Whether a row reads as a header: one of its cells names a field (or a mapped column)."""
+    # A header is not wider than this; a stray cell far to the right is not a reason to
+    # compare thousands of cells with every field name.
+    return any(
+        read_header(c).field is not None or c.strip() in names
+        for c in cells[:HEADER_WIDTH]
+        if c.strip()
+    )
+
+
+def _title_like(cells: list[str]) -> bool:
+    """A row that may be a title above the header: one or two cells of text."""
+    return sum(1 for c in cells if c.strip()) <= 2
+
+
+def has_header(rows: Iterable[list[str]]) -> bool:
+    """Whether any of these rows is a header naming a field (for choosing a workbook's tab)."""
+    return any(_names_a_field(cells) for cells in rows)
+
+
+def _find_header(
+    path: Path, records: Iterator[Record], unit: str, names: frozenset[str]
+) -> tuple[Record, list[Record], list[str]]:
+    """The header record, the records read past it (data), and a note on skipped title rows.
+
+    Rows above the header are skipped only when they look like titles (one or two cells); the
+    first fuller row is the header even when it names no field (the job file may map it).
+    """
+    seen: list[Record] = []
+    for record in records:
+        if record.error is None and any(c.strip() for c in record.cells):
+            seen.append(record)
+            if (
+                _names_a_field(record.cells, names)
+                or not _title_like(record.cells)
+                or len(seen) >= HEADER_SEARCH
+            ):
+                break
+    if not seen:
+        raise InputError(f"{path}: has no header row; the first {unit} must name the columns")
+    last = seen[-1]
+    if len(seen) > 1 and (_names_a_field(last.cells, names) or not _title_like(last.cells)):
+        note = (
+            f"the header is on {unit} {last.line}; the {unit}s above it are taken as "
+            "titles and not read"
+        )
+        return last, [], [note]
+    return seen[0], seen[1:], []
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a sheet's rows are built or checked.
+
+    A million rows are millions of new objects and no cycles: each collection pass walks all
+    of them again, which doubled the time to read a big sheet. Only resumed if it was running.
+    """
+    running = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if running:
+            gc.enable()
+
+
+#: Cells this short are shared between rows when equal (durations, resolutions, campaigns):
+#: a big sheet repeats them on every row, and one copy each saves a third of its memory.
+_SHARED_CELL = 24
+
+
+def _assemble(
+    path: Path,
+    records: Iterator[Record],
+    unit: str,
+    notes: Iterable[str] = (),
+    hidden: frozenset[int] = frozenset(),
+    names: frozenset[str] = frozenset(),
+) -> Sheet:
+    """Turn records (header first, somewhere) into a Sheet (shared by CSV, TSV and XLSX)."""
+    with collector_paused():
+        return _assemble_rows(path, records, unit, notes, hidden, names)
+
+
+def _assemble_rows(
+    path: Path,
+    records: Iterator[Record],
+    unit: str,
+    notes: Iterable[str],
+    hidden: frozenset[int],
+    names: frozenset[str],
+) -> Sheet:
+    found, early, header_notes = _find_header(path, records, unit, names)
+    header = found.cells
     columns = [h.strip() or f"column {i}" for i, h in enumerate(header, start=1)]
     seen: set[str] = set()
     for name in columns:
@@ -124,96 +282,79 @@ def _assemble(path: Path, header: list[str], body: Iterable[list[str]]) -> Sheet
     width = len(columns)
     rows: list[SheetRow] = []
     used: set[int] = set()  # which unnamed columns hold anything, so empty ones can be dropped
+    skipped: list[int] = []
+    unnamed_at = [i for i, h in enumerate(header) if not h.strip()]
+    shared: dict[str, str] = {}
     position = 0
-    for cells in body:
-        if not any(c.strip() for c in cells):
+    for record in _chain(early, records):
+        cells = record.cells
+        if record.error is None and not any(c.strip() for c in cells):
             continue
         position += 1
-        if len(cells) > width:
+        if record.line in hidden:
+            skipped.append(record.line)
+            continue
+        error = record.error
+        if error is not None and record.cell is not None:
+            name = columns[record.cell] if record.cell < width else f"cell {record.cell + 1}"
+            error = f"{name}: {error}"
+        if error is None and len(cells) > width:
             extra = [c for c in cells[width:] if c.strip()]
             if extra:
-                rows.append(
-                    SheetRow(
-                        position,
-                        dict(zip(columns, cells, strict=False)),
-                        f"has {len(cells)} cells but the header has {width} columns; "
-                        "quote cells that contain the separator",
-                    )
+                error = (
+                    f"has {len(cells)} cells but the header has {width} columns; "
+                    "quote cells that contain the separator"
                 )
-                continue
-            cells = cells[:width]
-        if len(cells) < width:
-            cells = cells + [""] * (width - len(cells))
-        for i, value in enumerate(cells):
-            if value and not header[i].strip():
+        cells = cells[:width] + [""] * (width - len(cells))
+        for i in unnamed_at:
+            if cells[i]:
                 used.add(i)
-        rows.append(SheetRow(position, dict(zip(columns, cells, strict=True))))
+        cells = [shared.setdefault(c, c) if len(c) <= _SHARED_CELL else c for c in cells]
+        rows.append(SheetRow(position, dict(zip(columns, cells, strict=True)), error, record.line))
     unnamed = [columns[i] for i, h in enumerate(header) if not h.strip() and i not in used]
     if unnamed:
         drop = set(unnamed)
         columns = [c for c in columns if c not in drop]
         rows = [
-            SheetRow(r.position, {k: v for k, v in r.cells.items() if k not in drop}, r.read_error)
+            SheetRow(
+                r.position,
+                {k: v for k, v in r.cells.items() if k not in drop},
+                r.read_error,
+                r.line,
+            )
             for r in rows
         ]
-    return Sheet(path, tuple(columns), rows)
+    all_notes = [*notes, *header_notes]
+    if skipped:
+        listed = ", ".join(str(n) for n in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        all_notes.append(
+            f"{_rows(len(skipped))} hidden or filtered out in the workbook "
+            f"{'is' if len(skipped) == 1 else 'are'} not sent (rows {listed}); "
+            "--include-hidden sends them"
+        )
+    return Sheet(path, tuple(columns), rows, notes=tuple(all_notes))
 
 
-def _header(path: Path, lines: Iterator[list[str]], unit: str) -> list[str]:
-    """The first line with any text: blank lines above a header are common in exports."""
-    for line in lines:
-        if any(c.strip() for c in line):
-            return line
-    raise InputError(f"{path}: has no header row; the first {unit} must name the columns")
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
 
 
-def _read_delimited(path: Path, text: str, delimiter: str) -> Sheet:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        with wide_csv_fields():  # a data: URI cell is far beyond the csv module's 128 KiB
-            return _assemble(path, _header(path, reader, "line"), reader)
-    except csv.Error as exc:
-        raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
+def _chain(first: list[Record], rest: Iterator[Record]) -> Iterator[Record]:
+    yield from first
+    yield from rest
 
 
-def _xlsx_rows(path: Path) -> Iterator[list[str]]:
-    import openpyxl  # imported here: it is slow to import and only XLSX needs it
+def _read_xlsx(path: Path, tab: str | None, include_hidden: bool, names: frozenset[str]) -> Sheet:
+    from batchwan.sheet.workbook import open_workbook
 
-    with warnings.catch_warnings():
-        # openpyxl warns about styles and extensions it ignores; they say nothing about the data.
-        warnings.simplefilter("ignore")
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        try:
-            sheet = book.worksheets[0] if book.worksheets else None
-            if sheet is None:
-                return
-            # openpyxl pads every row to the recorded size: one stray cell at XFD1048576 (or a
-            # <dimension> that claims it) would mean 17 billion empty cells. Unpadded rows are
-            # short, and rows missing in between come as empty tuples.
-            sheet.reset_dimensions()
-            for values in sheet.iter_rows(values_only=True):
-                yield [_xlsx_cell(v) for v in values]
-        finally:
-            book.close()
-
-
-def _xlsx_cell(value: Any) -> str:
-    # Excel stores every number as a float; a whole number is shown (and meant) without ".0".
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return cell_text(value)
-
-
-def _read_xlsx(path: Path) -> Sheet:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        lines = _xlsx_rows(path)
-        return _assemble(path, _header(path, lines, "row"), lines)
+        book = open_workbook(path, tab=tab, include_hidden=include_hidden, has_header=has_header)
+        hidden = frozenset() if include_hidden else book.hidden
+        return _assemble(path, book.records, "row", book.notes, hidden, names)
     except InputError:
         raise
-    except zipfile.BadZipFile:
-        raise InputError(f"{path}: is not an XLSX workbook (not a zip file)") from None
     except Exception as exc:  # openpyxl raises many unrelated types on a damaged workbook
         raise InputError(f"{path}: cannot be read as an XLSX workbook: {exc}") from None
 
@@ -230,83 +371,38 @@ def _mapping_cells(value: dict[Any, Any]) -> dict[str, str]:
     return {cell_text(k).strip(): cell_text(v) for k, v in value.items()}
 
 
-def _read_jsonl(path: Path, text: str) -> Sheet:
+def _read_jsonl(path: Path, encoding: str | None) -> Sheet:
     rows: list[SheetRow] = []
     position = 0
-    # Only "\n" ends a JSONL line: str.splitlines would also split inside a value at U+2028.
-    for number, line in enumerate(text.split("\n"), start=1):
+    if encoding is None:
+        encoding, _note = detect_encoding(path)
+    number = 0
+    for line in bounded_lines(path, encoding):
+        # A JSON text holds no raw CR or LF, so every line end ends a record; a raw U+2028
+        # inside a value is kept (str.splitlines would split there).
+        if line.endswith("\r") and not line.endswith("\r\n"):
+            line = line[:-1]
+        number += 1
         if not line.strip():
             continue
         position += 1
+        if line.startswith(TOO_LONG):
+            limit = textread.MAX_LINE // (1024 * 1024)
+            message = f"line {number} is longer than {limit} MB and was not read"
+            rows.append(SheetRow(position, {}, message, number))
+            continue
         try:
             value = json.loads(line)
         except (ValueError, RecursionError) as exc:
-            rows.append(SheetRow(position, {}, f"line {number} is not valid JSON ({exc})"))
+            rows.append(SheetRow(position, {}, f"line {number} is not valid JSON ({exc})", number))
             continue
         if not isinstance(value, dict):
             kind = type(value).__name__
-            rows.append(
-                SheetRow(position, {}, f"line {number} is a JSON {kind}, not an object {{...}}")
-            )
+            message = f"line {number} is a JSON {kind}, not an object {{...}}"
+            rows.append(SheetRow(position, {}, message, number))
             continue
-        rows.append(SheetRow(position, _mapping_cells(value)))
+        rows.append(SheetRow(position, _mapping_cells(value), None, number))
     return Sheet(path, _columns_of(r.cells for r in rows), rows)
-
-
-# mypy cannot type a base class chosen at run time; both choices are safe loaders.
-class _TextLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
-    """A safe loader that keeps plain scalars as typed text; only null and `<<` are resolved."""
-
-
-# Without YAML 1.1's implicit typing, `0123`, `1_000`, `yes` and `5.0` reach validation as typed.
-_TextLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag.endswith((":null", ":merge"))]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def parse_yaml(path: Path, text: str, *, typed: bool) -> Any:
-    """Parse one YAML document; InputError on any YAML error (typed=False keeps text)."""
-    loader: Any = _TextLoader
-    if typed:
-        loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
-    try:
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        reason = str(exc).replace("\n", " ")
-        raise InputError(f"{path}: is not valid YAML: {reason}") from None
-    except (RecursionError, ValueError, TypeError, OverflowError) as exc:
-        raise InputError(f"{path}: is not usable YAML: {exc}") from None
-    if not _fits(data, _YAML_ALIAS_ROOM * len(text) + 100_000):
-        raise InputError(
-            f"{path}: its YAML aliases (*name) expand to far more values than the file holds; "
-            "write the values out instead of nesting aliases"
-        )
-    return data
-
-
-#: How many values a YAML file may expand to, per character of text. Aliases are shared, not
-#: copied, when loaded; but every later step (cells as text, messages) walks them in full, so
-#: a few nested aliases (the "billion laughs") would take minutes and gigabytes. `<<: *defaults`
-#: in every row stays far below this.
-_YAML_ALIAS_ROOM = 10
-
-
-def _fits(data: Any, budget: int) -> bool:
-    """Whether ``data``, with every alias expanded, holds at most ``budget`` values."""
-    stack = [data]
-    seen = 0
-    while stack:
-        value = stack.pop()
-        seen += 1
-        if seen > budget:
-            return False
-        if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return True
 
 
 def _read_yaml(path: Path, text: str) -> Sheet:
@@ -328,7 +424,7 @@ def _read_yaml(path: Path, text: str) -> Sheet:
     rows: list[SheetRow] = []
     for position, item in enumerate(data, start=1):
         if isinstance(item, dict):
-            rows.append(SheetRow(position, _mapping_cells(item)))
+            rows.append(SheetRow(position, _mapping_cells(item), None, getattr(item, "line", None)))
         else:
             kind = "empty" if item is None else f"a {type(item).__name__}"
             rows.append(SheetRow(position, {}, f"item {position} is {kind}, not a mapping"))
