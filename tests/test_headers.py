@@ -14,7 +14,7 @@ from batchwan.errors import InputError
 from batchwan.sheet.headers import FIELDS, match_headers, normal_form, read_header
 from batchwan.sheet.jobfile import load_source
 from batchwan.sheet.loader import read_sheet
-from batchwan.values import JobSpec
+from batchwan.values import JobSpec, Status
 
 URL = "https://cdn.example.com/a.jpg"
 FORMATS = ("csv", "tsv", "xlsx", "yaml", "jsonl")
@@ -164,8 +164,7 @@ def test_all_header_problems_in_one_message(tmp_path: Path) -> None:
     assert [line.split(";")[0] for line in lines[1:]] == [
         "  column 'promt' looks like prompt misspelt",
         "  column 'img_2' looks like a second image column, and only one is sent",
-        "  column 'Duration (ms)' looks like duration in 'ms', "
-        "but duration is in seconds (5 or 10)",
+        "  column 'Duration (ms)' looks like duration in 'ms', but duration is in whole seconds",
     ]
 
 
@@ -250,12 +249,14 @@ def test_normal_form() -> None:
     assert normal_form("Negative\tPrompt") == "negative_prompt"
 
 
-def test_a_field_this_run_does_not_send_is_said(tmp_path: Path) -> None:
-    """A `last frame` column that the run does not send is kept as the user's own, and said."""
+def test_a_field_the_model_does_not_take_is_refused_not_dropped(tmp_path: Path) -> None:
+    """An `End Frame` column is read as last_frame, said once; on a model that takes no last
+    frame the row is refused naming the models that do, never sent without it."""
     path = write_sheet(tmp_path, "csv", [{"prompt": "p", "image": URL, "End Frame": URL}])
     sheet = read_sheet(path)
-    assert layout(sheet, JobSpec(sheet=path)).notes == (
-        "column 'End Frame' names the field last_frame, which is not sent in this run; "
-        "it is kept as your own column",
+    assert layout(sheet, JobSpec(sheet=path)).notes == ("column 'End Frame' is read as last_frame",)
+    row = checked(path)[0]
+    assert row.status is Status.INVALID
+    assert str(row.issues[0]).startswith(
+        "row 1: End Frame: wan2.5-i2v-preview takes no last_frame; the models that do: wan2.6-i2v"
     )
-    assert checked(path)[0].extra == {"End Frame": URL}

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from batchwan.catalog.registry import get_model, model_names
 from batchwan.catalog.spec import ALL_FIELDS, SIZE_TIERS
 from batchwan.checks.validation import build_body, check_rows
-from batchwan.errors import InputError
 from batchwan.sheet.loader import read_sheet
 from batchwan.sim.rules import check_create_body
 from batchwan.values import CheckedRow, JobSpec, Status
@@ -430,14 +429,14 @@ def test_every_row_validation_passes_the_simulator_takes(
         assert all(issue.column for issue in checked_row.issues)
 
 
-def test_the_model_column_can_be_mapped_and_a_near_miss_is_refused(tmp_path: Path) -> None:
-    """`columns: {model: Engine}` reads the model from Engine; a header `Model` is refused rather
-    than carried as the user's own column and never used."""
+def test_the_model_column_can_be_mapped_and_a_header_in_other_case_is_read(tmp_path: Path) -> None:
+    """`columns: {model: Engine}` reads the model from Engine; a header `Model` is read as the
+    model column, never carried as the user's own column and left unused."""
     rows = [{"Engine": "wan2.6-t2v", "prompt": "a", "duration": "15"}]
     (row,) = checked(tmp_path, rows, columns={"model": "Engine"})
     assert (row.model, row.status, row.extra) == ("wan2.6-t2v", Status.PENDING, {})
-    with pytest.raises(InputError, match="column 'Model' is not read as the API field 'model'"):
-        checked(tmp_path, [{"Model": "wan2.6-t2v", "prompt": "a"}])
+    (row,) = checked(tmp_path, [{"Model": "wan2.6-t2v", "prompt": "a", "duration": "15"}])
+    assert (row.model, row.status, row.extra) == ("wan2.6-t2v", Status.PENDING, {})
 
 
 def test_a_default_a_model_cannot_take_says_where_it_came_from(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ CREATES_BY_PATH = {
 }
 HEADER = [
     "model", "prompt", "image", "last_frame", "resolution", "size", "duration", "shot_type",
-    "template", "seconds",
+    "template", "clip_seconds",
 ]  # fmt: skip
 
 
@@ -84,7 +84,7 @@ def mixed_sheet(folder: Path, groups: list[tuple[str, dict[str, str], int, float
                     "image": URL.format(number),
                 }
                 row.update(cells)
-                row["seconds"] = row.get("duration") or str(spec.default_duration)
+                row["clip_seconds"] = row.get("duration") or str(spec.default_duration)
                 writer.writerow(row)
     return path
 
@@ -132,7 +132,7 @@ def test_a_mixed_sheet_of_six_models_runs_each_row_at_its_model(tmp_path: Path) 
     rows = read_results(out)
     assert {r["status"] for r in rows} == {"succeeded"}
     for row in rows:
-        assert MP4(out / row["video_file"]).info.length == float(row["seconds"]), row
+        assert MP4(out / row["video_file"]).info.length == float(row["clip_seconds"]), row
     # results.csv keeps each row's cost to a hundredth of a cent: the $0.075 rows add up exactly.
     assert sum(float(r["cost"]) for r in rows) == pytest.approx(HAND_COUNT)
 

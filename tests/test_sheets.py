@@ -187,7 +187,7 @@ def test_google_sheets_export_with_title_and_blank_rows(
             "resolution": "720P",
         }
     ]
-    assert "row 2 (sheet line 6): Seconds: must be 5 or 10, got 7" in result.output
+    assert "row 2 (sheet line 6): Seconds: wan2.5-i2v-preview takes 5 or 10, got 7" in result.output
     rows = read_results(tmp_path / "r")
     assert rows[1]["status"] == "invalid"
     assert [r.line for r in read_records(tmp_path / "r")] == [4, 6]

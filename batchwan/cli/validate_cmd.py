@@ -146,7 +146,7 @@ def validate(
             write_report(report_path, rows)
         except OSError as exc:
             fail(f"cannot write {report_path}: {exc.strerror or exc}", exit_codes.CANNOT_START)
+    click.echo(summary(rows))
     if not rows:  # under cron, an empty sheet must not look like success
         fail(f"{source}: the sheet has no data rows", exit_codes.ROWS_NEED_ATTENTION)
-    click.echo(summary(rows))
     leave(exit_codes.for_checked(rows))

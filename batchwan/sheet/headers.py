@@ -66,7 +66,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "last_frame": ("last_frame_url", "last_image", "end_frame", "end_frame_url", "end_image",
                    "final_frame", "tail_frame"),
     "size": ("video_size", "output_size"),
-    "shot_type": ("shot",),
+    # Not "shot" alone: a storyboard names its shots in a column of that name.
+    "shot_type": ("shot_kind", "multi_shots"),
     "template": ("effect", "effect_template", "template_name"),
     "id": ("row_id", "identifier"),
     "take": ("take_number", "take_no"),
@@ -184,8 +185,8 @@ def read_header(header: str) -> HeaderReading:
 
 
 _UNIT_HINT = {
-    "duration": "in seconds (5 or 10)",
-    "resolution": "written as 480P, 720P or 1080P",
+    "duration": "in whole seconds",
+    "resolution": "written as a tier name (see the Models table)",
 }
 
 
