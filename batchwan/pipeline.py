@@ -52,7 +52,7 @@ def open_ledger(
     """Open (or start) the run's record and bring it up to date with the sheet as read now."""
     ledger = Ledger(run_dir)
     try:
-        ledger.claim(sheet, model, max_cost)
+        ledger.claim(sheet, model, max_cost, keys=[row.key for row in rows])
         lost = ledger.recover(resubmit_unknown=resubmit_unknown, retry_failed=retry_failed)
         costs = [
             row_cost(row.resolution, row.duration, prices) if row.status is Status.PENDING else 0.0
@@ -124,7 +124,10 @@ async def _execute(
         client = Client(
             session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model
         )
-        runner = Runner(ledger, client, options, body_for=build_body, on_event=on_event)
+        runner = Runner(
+            ledger, client, options, body_for=build_body, on_event=on_event,
+            limits=ledger.limits(options.concurrency, options.rate),
+        )  # fmt: skip
         on_runner(runner)
         sent_before, done_before = ledger.tally()
         number = ledger.begin_run(dataclasses.asdict(options))

@@ -20,7 +20,7 @@ class Progress:
             1
             for row in rows
             if row.status is Status.PENDING
-            and ledger.entries[row.key].status in (Status.PENDING, Status.RUNNING)
+            and ledger.entry(row.key).status in (Status.PENDING, Status.RUNNING)
         )
         self._counts: Counter[str] = Counter()
         self._bar = tqdm(total=to_follow, unit="row", desc="finished") if enabled else None

@@ -33,7 +33,8 @@ from batchwan.pool.runner import Runner, RunOptions, RunOutcome, StopReason
 from batchwan.store.ledger import Ledger
 from batchwan.store.runlock import RunLock
 from batchwan.store.schema import STATE_FILE
-from batchwan.values import COMMITTED, CheckedRow, JobSpec, RowRecord, Status
+from batchwan.store.sqlite import refuse_lost_record
+from batchwan.values import CheckedRow, JobSpec, RowRecord, Status
 
 
 def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
@@ -73,6 +74,11 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
 )
 @click.option("--retry-failed", is_flag=True, help="Send `failed` rows again.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something needs attention.")
+@click.option(
+    "--new-record",
+    is_flag=True,
+    help="Start a new record in a folder whose state.db is gone (rows may be sent again).",
+)
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
 def run(
     source: Path,
@@ -93,6 +99,7 @@ def run(
     resubmit_unknown: bool,
     retry_failed: bool,
     quiet: bool,
+    new_record: bool,
     task_deadline: float,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
@@ -127,6 +134,7 @@ def run(
         rows, extra_columns = checked_sheet(spec, image_root, run_dir if fix_images else None)
         print_issues(rows, quiet=quiet)
         if dry_run:
+            refuse_lost_record(run_dir, new_record=new_record)
             _dry_run(
                 spec, run_dir, rows, retry_failed=retry_failed, resubmit_unknown=resubmit_unknown
             )
@@ -138,6 +146,7 @@ def run(
         )  # fmt: skip
         endpoint = Endpoint(base_url=base_url(base_url_option), api_key=key, model=spec.model)
         with RunLock(run_dir):
+            refuse_lost_record(run_dir, new_record=new_record)
             handlers = setup_logging(run_dir / "run.log", console_level=_console_level(quiet))
             try:
                 code = _run_locked(
@@ -345,15 +354,18 @@ def _dry_run(
 ) -> None:
     """Print the plan and exit: 0 when every row is valid, 1 otherwise."""
     from batchwan.plan import format_plan, make_plan
-    from batchwan.store.records import read_records
+    from batchwan.store.records import check_sheet, read_committed_cost, read_records
 
     existing: dict[str, Status] = {}
     committed = 0.0
     if (run_dir / STATE_FILE).is_file():
+        # The record is read as `run` reads it: the same sheet check, the same committed cost.
+        warning = check_sheet(run_dir, spec.sheet, [row.key for row in rows])
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
         for record in read_records(run_dir):
             existing[record.key] = record.status
-            if record.status in COMMITTED:
-                committed += record.cost
+        committed = read_committed_cost(run_dir)
     plan = make_plan(
         rows, existing, prices=spec.prices, concurrency=spec.concurrency, rate=spec.rate,
         max_cost=spec.max_cost, committed=committed, retry_failed=retry_failed,

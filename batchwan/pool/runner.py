@@ -29,7 +29,7 @@ from batchwan.errors import (
     TaskNotFound,
 )
 from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
-from batchwan.store.ledger import Ledger
+from batchwan.store.base import Claim, Store
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
 
@@ -121,12 +121,13 @@ class Runner:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: Store,
         client: ApiClient,
         options: RunOptions,
         *,
         body_for: Callable[[CheckedRow], dict[str, Any]],
         on_event: Callable[[RunEvent], None] = lambda event: None,
+        limits: tuple[InFlight, CreateWindow] | None = None,
     ) -> None:
         self.ledger = ledger
         self.client = client
@@ -142,13 +143,15 @@ class Runner:
         self._stop_message: str | None = None
         self._fatal: StateError | None = None  # the record could not be written: stop, report
         self._unreachable = 0  # creates in a row, across workers, that never reached the provider
-        self._in_flight = InFlight(options.concurrency)
-        self._window = CreateWindow(options.rate)
+        # A shared store counts these across runners; by default they are this process's own.
+        self._in_flight, self._window = limits or (
+            InFlight(options.concurrency),
+            CreateWindow(options.rate),
+        )
         self._pause = SharedPause()
         self._polls = asyncio.Semaphore(options.poll_concurrency)
         self._downloads = asyncio.Semaphore(options.download_concurrency)
         self._followers: set[asyncio.Task[None]] = set()
-        self._committed = 0.0
         self._rows_by_key: dict[str, CheckedRow] = {}
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
 
@@ -181,16 +184,16 @@ class Runner:
     async def run(self, rows: Sequence[CheckedRow]) -> RunOutcome:
         """Submit every pending row, follow every running task, and download every video."""
         self._rows_by_key = {row.key: row for row in rows if row.status is Status.PENDING}
-        self._committed = self.ledger.committed_cost()
-        entries = self.ledger.entries
-        for entry in entries.values():
+        for entry in self.ledger.tasks_to_follow():
             if entry.status is Status.RUNNING and entry.task_id:
                 self._in_flight.take()
                 self._follow(self._poll(entry))
             elif self._download_due(entry):
                 self._follow(self._download(entry))
         queue = deque(
-            row for row in self._rows_by_key.values() if entries[row.key].status is Status.PENDING
+            row
+            for row in self._rows_by_key.values()
+            if self.ledger.entry(row.key).status is Status.PENDING
         )
         submitters = [
             asyncio.create_task(self._submit_worker(queue))
@@ -258,17 +261,10 @@ class Runner:
                 if not accepted:
                     await self._in_flight.release()
             if accepted:
-                self._follow(
-                    self._poll(self.ledger.entries[row.key], self._accepted_at.pop(row.key))
-                )
-
-    def _over_budget(self, entry: TaskEntry) -> bool:
-        limit = self.options.max_cost
-        return limit is not None and self._committed + entry.cost > limit + 1e-9
+                self._follow(self._poll(self.ledger.entry(row.key), self._accepted_at.pop(row.key)))
 
     async def _submit(self, row: CheckedRow) -> bool:
         """Send one row's create, retrying only what surely was not accepted; True if accepted."""
-        entry = self.ledger.entries[row.key]
         try:
             body = await self._body(row)
         except (InputError, OSError) as exc:  # e.g. the image vanished since it was checked
@@ -283,22 +279,22 @@ class Runner:
             if self._no_more_creates.is_set():
                 self._window.release_later()
                 return False
-            if self._over_budget(entry):
-                self._window.release_later()
-                await self._refuse_budget(row)
-                raise _StopRun
-            self._committed += entry.cost  # counted before the await: no other worker slips in
             self._on_wire += 1
             self._wire_idle.clear()
             try:
-                await self.ledger.begin_create(row.key)
+                # The store checks the budget and marks the row, in one step.
+                claim = await self.ledger.begin_create(row.key, max_cost=self.options.max_cost)
+                if claim is Claim.BUDGET:
+                    await self._refuse_budget(row)
+                    raise _StopRun
+                if claim is Claim.TAKEN:  # another runner of a shared run has it
+                    return False
                 info = await self.client.create(body)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
                 await self.ledger.create_accepted(row.key, info.task_id)
             except ApiError as exc:
                 last = exc
-                self._committed -= entry.cost if exc.safe_to_resend else 0.0
-                if not await self._create_failed(row, entry, exc, attempt):
+                if not await self._create_failed(row, exc, attempt):
                     return False
                 continue
             finally:
@@ -324,9 +320,7 @@ class Runner:
         # Reading and encoding an image of up to 10 MB would stall every other worker.
         return await asyncio.to_thread(self._body_for, row)
 
-    async def _create_failed(
-        self, row: CheckedRow, entry: TaskEntry, exc: ApiError, attempt: int
-    ) -> bool:
+    async def _create_failed(self, row: CheckedRow, exc: ApiError, attempt: int) -> bool:
         """Record why a create failed; True when it may be sent again."""
         where = f"row {row.position}"
         if isinstance(exc, AccountError):
@@ -335,14 +329,12 @@ class Runner:
             raise _StopRun from exc
         if isinstance(exc, Rejected) and exc.http_status == 404:
             # No such endpoint: a wrong --base-url or --model, the same for every row.
-            self._committed -= entry.cost
             message = f"not sent: {exc}; check --base-url and --model, then run again"
             self.stop(StopReason.NO_ENDPOINT, message)
             await self.ledger.settle_pending(self._rows_by_key, message)
             await self.ledger.create_settled(row.key, Status.PENDING, message)
             raise _StopRun from exc
         if isinstance(exc, Rejected):
-            self._committed -= entry.cost
             await self.ledger.create_settled(row.key, Status.FAILED, str(exc))
             self._emit(RunEvent("finished", f"{where}: rejected: {exc}", Status.FAILED))
             log.warning("%s: rejected: %s (trace %s)", where, exc, exc.trace_id)
@@ -390,7 +382,7 @@ class Runner:
         limit = self.options.max_cost or 0.0
         message = (
             f"not sent: --max-cost ${limit:.2f} reached "
-            f"(${self._committed:.2f} committed in this run folder)"
+            f"(${self.ledger.committed_cost():.2f} committed in this run)"
         )
         self.stop(StopReason.BUDGET, f"row {row.position}: {message}")
         await self.ledger.settle_pending(self._rows_by_key, message)
@@ -458,7 +450,6 @@ class Runner:
             f"({self.options.not_found_limit} lookups answered 404): {exc}"
         )
         await self.ledger.task_finished(entry.key, Status.FAILED, error=message)
-        self._committed -= entry.cost
         self._emit(RunEvent("finished", message, Status.FAILED))
 
     async def _task_ended(self, entry: TaskEntry, info: TaskInfo) -> None:
@@ -466,6 +457,7 @@ class Runner:
         where = f"row {row.position}" if row else f"task {entry.task_id}"
         if info.state is TaskState.SUCCEEDED and info.videos:
             await self.ledger.task_finished(entry.key, Status.SUCCEEDED, video_url=info.videos[0])
+            entry = self.ledger.entry(entry.key)
             self._emit(RunEvent("finished", f"{where}: succeeded", Status.SUCCEEDED))
             if self._download_due(entry):
                 await self._download(entry)
@@ -474,7 +466,6 @@ class Runner:
             message = f"the provider reported success but returned no video (task {info.task_id})"
         else:
             message = f"the provider failed the task: {info.error or 'no reason given'}"
-        self._committed -= entry.cost  # failed tasks are not billed
         await self.ledger.task_finished(entry.key, Status.FAILED, error=message)
         self._emit(RunEvent("finished", f"{where}: {message}", Status.FAILED))
         log.warning("%s: %s (trace %s)", where, message, info.trace_id)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from batchwan.errors import StateError
+from batchwan.store.runlock import run_is_live
 from batchwan.store.schema import LOST_ANSWER, STATE_FILE, TaskEntry, connect, now_utc, parse_iso
+from batchwan.store.sheetmatch import match_sheet
 from batchwan.values import CheckedRow, RowRecord, RunLine, Status
 
 
@@ -96,16 +98,42 @@ def read_meta(run_dir: Path) -> dict[str, str]:
         return dict(conn.execute("SELECT name, value FROM meta"))
 
 
-def read_records(run_dir: Path) -> list[RowRecord]:
-    """Every row of the last sheet read, with its record, in sheet order; read-only."""
+#: What a reader shows for a row whose create is on the wire while its run is alive.
+BEING_SENT = "the create is being sent now"
+
+
+def read_records(run_dir: Path, statuses: Collection[Status] | None = None) -> list[RowRecord]:
+    """Every row of the last sheet read (or those in ``statuses``), in sheet order; read-only.
+
+    A row caught mid-send is ``running`` while its run is alive (the create is on the wire),
+    and ``unknown`` once that run is gone (its answer was lost).
+    """
+    live = run_is_live(run_dir)
     with _ReadOnly(run_dir) as conn:
         entries = {r["key"]: TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")}
         rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
-    return list(_records_from_db(rows, entries))
+    records = _records_from_db(rows, entries, live)
+    return [r for r in records if statuses is None or r.status in statuses]
+
+
+def count_statuses(run_dir: Path) -> dict[Status, int]:
+    """How many rows of the last sheet read have each status, counted by SQL; read-only."""
+    live = run_is_live(run_dir)
+    query = """
+        SELECT CASE
+                 WHEN s.status != 'pending' OR t.key IS NULL THEN s.status
+                 WHEN t.sending = 1 THEN ?
+                 ELSE t.status END AS shown, COUNT(*)
+        FROM sheet_rows s LEFT JOIN tasks t ON t.key = s.key
+        GROUP BY shown
+    """
+    sending = Status.RUNNING.value if live else Status.UNKNOWN.value
+    with _ReadOnly(run_dir) as conn:
+        return {Status(name): n for name, n in conn.execute(query, (sending,))}
 
 
 def _records_from_db(
-    rows: Iterable[sqlite3.Row], entries: dict[str, TaskEntry]
+    rows: Iterable[sqlite3.Row], entries: dict[str, TaskEntry], live: bool
 ) -> Iterable[RowRecord]:
     for r in rows:
         status = Status(r["status"])
@@ -127,13 +155,31 @@ def _records_from_db(
         )
         entry = entries.get(r["key"])
         if status is Status.PENDING and entry is not None:
-            if entry.sending:
+            if entry.sending and live:
+                entry = replace(entry, status=Status.RUNNING, error=BEING_SENT)
+            elif entry.sending:
                 entry = replace(entry, status=Status.UNKNOWN, error=entry.error or LOST_ANSWER)
             merged = _merged(base.position, base.key, base.row_id, base.prompt, base.image,
                              base.extra, entry, r["error"])  # fmt: skip
             yield replace(merged, model=base.model, request=base.request, line=base.line)
         else:
             yield base
+
+
+def read_committed_cost(run_dir: Path) -> float:
+    """USD of every create that was or may have been billed, as the running store counts it."""
+    with _ReadOnly(run_dir) as conn:
+        entries = [TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")]
+    return sum(e.committed for e in entries)
+
+
+def check_sheet(run_dir: Path, sheet: Path, keys: Collection[str]) -> str | None:
+    """The sheet check `run` makes, read-only: a warning for a moved sheet, StateError for
+    another sheet, None when the record was made from this very file."""
+    with _ReadOnly(run_dir) as conn:
+        owner = dict(conn.execute("SELECT name, value FROM meta")).get("sheet")
+        recorded = [k for (k,) in conn.execute("SELECT DISTINCT key FROM sheet_rows")]
+    return match_sheet(str(run_dir), owner, str(sheet.resolve()), recorded, keys).warning
 
 
 def read_runs(run_dir: Path) -> list[RunLine]:
