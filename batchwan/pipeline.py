@@ -17,7 +17,8 @@ from batchwan.checks.validation import build_body
 from batchwan.outputs.results import summarize, write_results_csv, write_summary
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.provider.client import Client, open_session
-from batchwan.store.ledger import Ledger
+from batchwan.store.base import Store
+from batchwan.store.choose import open_store
 from batchwan.store.records import Snapshot
 from batchwan.store.schema import iso_utc, now_utc
 from batchwan.values import CheckedRow, Status
@@ -48,9 +49,10 @@ def open_ledger(
     resubmit_unknown: bool = False,
     retry_failed: bool = False,
     max_cost: float | None = None,
-) -> tuple[Ledger, list[str]]:
+    store: str | None = None,
+) -> tuple[Store, list[str]]:
     """Open (or start) the run's record and bring it up to date with the sheet as read now."""
-    ledger = Ledger(run_dir)
+    ledger = open_store(run_dir, store)
     try:
         ledger.claim(sheet, model, max_cost, keys=[row.key for row in rows])
         lost = ledger.recover(resubmit_unknown=resubmit_unknown, retry_failed=retry_failed)
@@ -68,7 +70,7 @@ def open_ledger(
     return ledger, warnings
 
 
-def write_outputs(source: Ledger | Snapshot) -> None:
+def write_outputs(source: Store | Snapshot) -> None:
     """Rewrite results.csv and summary.json from the record, each in one step."""
     records = source.records()
     columns = json.loads(source.meta.get("columns", "[]"))
@@ -77,7 +79,7 @@ def write_outputs(source: Ledger | Snapshot) -> None:
     write_summary(source.run_dir, summarize(records, meta))
 
 
-async def _refresh(ledger: Ledger) -> None:
+async def _refresh(ledger: Store) -> None:
     """Keep the results fresh without slowing the pool: build and write them off the loop."""
     interval = REFRESH_SECONDS
     loop = asyncio.get_running_loop()
@@ -93,7 +95,7 @@ async def _refresh(ledger: Ledger) -> None:
 
 
 async def execute(
-    ledger: Ledger,
+    ledger: Store,
     rows: Sequence[CheckedRow],
     options: RunOptions,
     endpoint: Endpoint,
@@ -113,7 +115,7 @@ async def execute(
 
 
 async def _execute(
-    ledger: Ledger,
+    ledger: Store,
     rows: Sequence[CheckedRow],
     options: RunOptions,
     endpoint: Endpoint,
@@ -133,7 +135,21 @@ async def _execute(
         number = ledger.begin_run(dataclasses.asdict(options))
         refresher = asyncio.create_task(_refresh(ledger))
         try:
-            return await runner.run(rows)
+            outcome = await runner.run(rows)
+            # A shared run: stay while other runners have tasks open, and take over those of
+            # runners that stopped (their lease ran out).
+            while (
+                outcome.stop is None
+                and options.wait
+                and await asyncio.to_thread(ledger.more_to_follow)
+            ):
+                runner = Runner(
+                    ledger, client, options, body_for=build_body, on_event=on_event,
+                    limits=ledger.limits(options.concurrency, options.rate),
+                )  # fmt: skip
+                on_runner(runner)
+                outcome = await runner.run(rows)
+            return outcome
         finally:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from tqdm import tqdm
 
 from batchwan.pool.runner import RunEvent
-from batchwan.store.ledger import Ledger
+from batchwan.store.base import Store
 from batchwan.values import CheckedRow, Status
 
 
 class Progress:
     """Turns the runner's events into one bar; does nothing when not on a terminal."""
 
-    def __init__(self, rows: Sequence[CheckedRow], ledger: Ledger, *, enabled: bool) -> None:
+    def __init__(self, rows: Sequence[CheckedRow], ledger: Store, *, enabled: bool) -> None:
         to_follow = sum(
             1
             for row in rows

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -30,9 +31,8 @@ from batchwan.cli.progress import Progress
 from batchwan.cli.sheet import checked_sheet, print_issues
 from batchwan.pipeline import Endpoint, execute, open_ledger
 from batchwan.pool.runner import Runner, RunOptions, RunOutcome, StopReason
-from batchwan.store.ledger import Ledger
+from batchwan.store.base import Store
 from batchwan.store.runlock import RunLock
-from batchwan.store.schema import STATE_FILE
 from batchwan.store.sqlite import refuse_lost_record
 from batchwan.values import CheckedRow, JobSpec, RowRecord, Status
 
@@ -79,6 +79,11 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
     is_flag=True,
     help="Start a new record in a folder whose state.db is gone (rows may be sent again).",
 )
+@click.option(
+    "--store",
+    help="Where the record is kept: postgresql://... for a run shared by many runners "
+    "(default $BATCHWAN_STORE, else the run folder's state.db).",
+)
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
 def run(
     source: Path,
@@ -100,6 +105,7 @@ def run(
     retry_failed: bool,
     quiet: bool,
     new_record: bool,
+    store: str | None,
     task_deadline: float,
 ) -> None:
     """Generate a video for every valid row of SOURCE (a sheet or a job file).
@@ -117,10 +123,12 @@ def run(
     with exit_on_errors(), _interrupt_before_start():
         from batchwan.sheet.jobfile import load_source
 
+        source_spec = load_source(source)
         spec = _spec_with_options(
-            load_source(source),
+            source_spec,
             {"model": model, "out": out, "concurrency": concurrency, "rate": rate,
-             "poll_interval": poll_interval, "max_cost": max_cost},
+             "poll_interval": poll_interval, "max_cost": max_cost,
+             "store": store or source_spec.store or os.environ.get("BATCHWAN_STORE") or None},
         )  # fmt: skip
         run_dir = spec.out or Path("runs") / spec.sheet.stem
         _refuse_to_overwrite(run_dir, source, spec.sheet)
@@ -134,7 +142,7 @@ def run(
         rows, extra_columns = checked_sheet(spec, image_root, run_dir if fix_images else None)
         print_issues(rows, quiet=quiet)
         if dry_run:
-            refuse_lost_record(run_dir, new_record=new_record)
+            refuse_lost_record(run_dir, new_record=new_record, store=spec.store)
             _dry_run(
                 spec, run_dir, rows, retry_failed=retry_failed, resubmit_unknown=resubmit_unknown
             )
@@ -146,7 +154,7 @@ def run(
         )  # fmt: skip
         endpoint = Endpoint(base_url=base_url(base_url_option), api_key=key, model=spec.model)
         with RunLock(run_dir):
-            refuse_lost_record(run_dir, new_record=new_record)
+            refuse_lost_record(run_dir, new_record=new_record, store=spec.store)
             handlers = setup_logging(run_dir / "run.log", console_level=_console_level(quiet))
             try:
                 code = _run_locked(
@@ -209,6 +217,7 @@ def _run_locked(
     ledger, warnings = open_ledger(
         run_dir, spec.sheet, rows, extra_columns, spec.prices, model=spec.model,
         resubmit_unknown=resubmit_unknown, retry_failed=retry_failed, max_cost=spec.max_cost,
+        store=spec.store,
     )  # fmt: skip
     try:
         for warning in warnings:
@@ -232,7 +241,7 @@ def _run_locked(
 
 
 async def _main(
-    ledger: Ledger,
+    ledger: Store,
     rows: Sequence[CheckedRow],
     options: RunOptions,
     endpoint: Endpoint,
@@ -284,7 +293,7 @@ async def _main(
             loop.remove_signal_handler(sig)
 
 
-def _extras(run_dir: Path, ledger: Ledger, xlsx: bool) -> None:
+def _extras(run_dir: Path, ledger: Store, xlsx: bool) -> None:
     """The report (always) and results.xlsx (when asked)."""
     from batchwan.outputs.report import write_report
 
@@ -354,11 +363,16 @@ def _dry_run(
 ) -> None:
     """Print the plan and exit: 0 when every row is valid, 1 otherwise."""
     from batchwan.plan import format_plan, make_plan
-    from batchwan.store.records import check_sheet, read_committed_cost, read_records
+    from batchwan.store.records import (
+        check_sheet,
+        has_record,
+        read_committed_cost,
+        read_records,
+    )
 
     existing: dict[str, Status] = {}
     committed = 0.0
-    if (run_dir / STATE_FILE).is_file():
+    if has_record(run_dir):
         # The record is read as `run` reads it: the same sheet check, the same committed cost.
         warning = check_sheet(run_dir, spec.sheet, [row.key for row in rows])
         if warning:

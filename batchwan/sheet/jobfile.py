@@ -34,6 +34,7 @@ JOB_KEYS: tuple[str, ...] = (
     "poll_interval",
     "max_cost",
     "prices",
+    "store",
 )
 
 #: The same bounds as the command line's --concurrency, --rate and --poll-interval: a rate of
@@ -80,6 +81,8 @@ def _job_spec(path: Path, data: dict[Any, Any]) -> JobSpec:
         kwargs["max_cost"] = _number(path, "max_cost", data["max_cost"], least=0)
     if data.get("prices") is not None:
         kwargs["prices"] = _prices(path, data["prices"])
+    if data.get("store") is not None:
+        kwargs["store"] = _text(path, "store", data["store"])
     spec = JobSpec(**kwargs)
     log.debug("job file %s: sheet %s", path, spec.sheet)
     return spec

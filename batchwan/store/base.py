@@ -72,6 +72,11 @@ class Store(Protocol):
         """The tasks-in-flight and create-rate limits, counted where the record is shared."""
         ...
 
+    def more_to_follow(self) -> bool:
+        """After a pass of the pool: whether to go round again for tasks taken over from
+        runners that stopped (a shared run waits here while other runners work)."""
+        ...
+
     # -- transitions during a run (each one durable before it returns) --------------------------
 
     async def begin_create(self, key: str, *, max_cost: float | None = None) -> Claim:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,27 @@ def _merged(
     )  # fmt: skip
 
 
+def _shared(run_dir: Path) -> tuple[str, str] | None:
+    """(store URL, run name) when the run folder's record is in a shared store."""
+    if not (run_dir / "store.json").is_file():
+        return None
+    from batchwan.store.pgschema import read_pointer
+
+    pointer = read_pointer(run_dir) or {}
+    return str(pointer["store"]), str(pointer["run"])
+
+
+def has_record(run_dir: Path) -> bool:
+    """Whether the run folder has a record to read (its state.db, or a shared store's)."""
+    return (run_dir / STATE_FILE).is_file() or _shared(run_dir) is not None
+
+
 def read_meta(run_dir: Path) -> dict[str, str]:
     """The run folder's metadata (sheet, model, start times), read-only."""
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        return pgread.read_meta(*shared)
     with _ReadOnly(run_dir) as conn:
         return dict(conn.execute("SELECT name, value FROM meta"))
 
@@ -108,16 +128,22 @@ def read_records(run_dir: Path, statuses: Collection[Status] | None = None) -> l
     A row caught mid-send is ``running`` while its run is alive (the create is on the wire),
     and ``unknown`` once that run is gone (its answer was lost).
     """
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        return pgread.read_records(*shared, statuses)
     live = run_is_live(run_dir)
     with _ReadOnly(run_dir) as conn:
         entries = {r["key"]: TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")}
         rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
-    records = _records_from_db(rows, entries, live)
+    records = records_from_rows(rows, entries, live=live)
     return [r for r in records if statuses is None or r.status in statuses]
 
 
 def count_statuses(run_dir: Path) -> dict[Status, int]:
     """How many rows of the last sheet read have each status, counted by SQL; read-only."""
+    if _shared(run_dir):
+        return dict(Counter(r.status for r in read_records(run_dir)))
     live = run_is_live(run_dir)
     query = """
         SELECT CASE
@@ -132,9 +158,10 @@ def count_statuses(run_dir: Path) -> dict[Status, int]:
         return {Status(name): n for name, n in conn.execute(query, (sending,))}
 
 
-def _records_from_db(
-    rows: Iterable[sqlite3.Row], entries: dict[str, TaskEntry], live: bool
+def records_from_rows(
+    rows: Iterable[sqlite3.Row | Mapping[str, Any]], entries: dict[str, TaskEntry], *, live: bool
 ) -> Iterable[RowRecord]:
+    """Records from the stored sheet rows and entries; ``live``: a run is sending now."""
     for r in rows:
         status = Status(r["status"])
         base = RowRecord(
@@ -168,6 +195,10 @@ def _records_from_db(
 
 def read_committed_cost(run_dir: Path) -> float:
     """USD of every create that was or may have been billed, as the running store counts it."""
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        return pgread.committed_cost(*shared)
     with _ReadOnly(run_dir) as conn:
         entries = [TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")]
     return sum(e.committed for e in entries)
@@ -176,6 +207,14 @@ def read_committed_cost(run_dir: Path) -> float:
 def check_sheet(run_dir: Path, sheet: Path, keys: Collection[str]) -> str | None:
     """The sheet check `run` makes, read-only: a warning for a moved sheet, StateError for
     another sheet, None when the record was made from this very file."""
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        owner = pgread.read_meta(*shared).get("sheet")
+        recorded = pgread.recorded_keys(*shared)
+        # Raises for another sheet; a path of its own on each machine is no news.
+        match_sheet(f"shared run {shared[1]!r}", owner, str(sheet.resolve()), recorded, keys)
+        return None
     with _ReadOnly(run_dir) as conn:
         owner = dict(conn.execute("SELECT name, value FROM meta")).get("sheet")
         recorded = [k for (k,) in conn.execute("SELECT DISTINCT key FROM sheet_rows")]
@@ -184,6 +223,10 @@ def check_sheet(run_dir: Path, sheet: Path, keys: Collection[str]) -> str | None
 
 def read_runs(run_dir: Path) -> list[RunLine]:
     """Every invocation of `run` on this folder, oldest first; read-only."""
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        return pgread.read_runs(*shared)
     with _ReadOnly(run_dir) as conn:
         rows = conn.execute("SELECT * FROM runs ORDER BY number").fetchall()
     return [

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,7 +163,7 @@ class TaskEntry:
         )
 
     @classmethod
-    def from_db(cls, row: sqlite3.Row) -> TaskEntry:
+    def from_db(cls, row: sqlite3.Row | Mapping[str, Any]) -> TaskEntry:
         """Rebuild an entry from its table row."""
         return cls(
             key=row["key"],

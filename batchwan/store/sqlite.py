@@ -51,12 +51,13 @@ _SHEET_ROW_SQL = "INSERT OR REPLACE INTO sheet_rows VALUES (?,?,?,?,?,?,?,?,?,?,
 PAST_RUN_SIGNS = ("results.csv", "summary.json", "report.html", "run.log", "videos")
 
 
-def refuse_lost_record(run_dir: Path, *, new_record: bool) -> None:
+def refuse_lost_record(run_dir: Path, *, new_record: bool, store: str | None = None) -> None:
     """A folder that shows a past run but has no state.db lost its record: refuse to start over.
 
-    Starting a fresh record there would send every row again, also those already billed.
+    Starting a fresh record there would send every row again, also those already billed. A run
+    kept in a shared store (``store``) has no state.db to lose.
     """
-    if new_record or (run_dir / STATE_FILE).exists():
+    if new_record or store or (run_dir / STATE_FILE).exists():
         return
     signs = [name for name in PAST_RUN_SIGNS if (run_dir / name).exists()]
     if signs:
@@ -281,6 +282,10 @@ class SqliteStore:
     def limits(self, concurrency: int, rate: float) -> tuple[InFlight, CreateWindow]:
         """One runner per folder: the limits are counted in this process."""
         return InFlight(concurrency), CreateWindow(rate)
+
+    def more_to_follow(self) -> bool:
+        """One runner per folder: nothing is ever left to another."""
+        return False
 
     # -- transitions during a run (each one durable before it returns) --------------------------
 

@@ -1,0 +1,25 @@
+"""Pick the store a run's record lives in: the run folder's state.db, or a shared PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchwan.errors import InputError
+from batchwan.store.base import Store
+from batchwan.store.pgschema import is_postgres
+
+
+def open_store(run_dir: Path, url: str | None = None) -> Store:
+    """The store for ``run_dir``: ``url`` None for state.db, ``postgresql://...`` for shared."""
+    if not url:
+        from batchwan.store.sqlite import SqliteStore
+
+        return SqliteStore(run_dir)
+    if is_postgres(url):
+        from batchwan.store.postgres import PostgresStore
+
+        return PostgresStore(url, run_dir)
+    raise InputError(
+        f"--store {url!r}: not a store batchwan knows; leave it out for the run folder's "
+        "state.db, or give postgresql://user@host/database"
+    )
