@@ -34,6 +34,8 @@ from bench.bench_run import run
 print(json.dumps(run(10_000)))
 """
 
+_STORE = "import json; from bench.bench_store import run; print(json.dumps(run(1000)))"
+
 
 def _measure(code: str) -> dict[str, object]:
     done = subprocess.run(
@@ -44,7 +46,7 @@ def _measure(code: str) -> dict[str, object]:
 
 def main() -> None:
     """Run each benchmark and print its figures."""
-    for name, code in (("validate", _VALIDATE), ("run", _RUN)):
+    for name, code in (("validate", _VALIDATE), ("run", _RUN), ("store", _STORE)):
         figures = _measure(code)
         print(f"== {name}")
         for key, value in figures.items():

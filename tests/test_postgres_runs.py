@@ -119,3 +119,39 @@ def test_one_budget_across_runners(tmp_path: Path, pg_url: str) -> None:
     statuses = [r["status"] for r in read_results(tmp_path / "m0" / "spring")]
     assert statuses.count("succeeded") == 25
     assert statuses.count("pending") == 35
+
+
+def test_a_password_in_store_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    """--store with a password: exit 2, the fix named, nothing sent, the password not echoed."""
+    sheet = write_sheet(tmp_path, 2)
+    url = "postgresql://me:hunter2@db.example.com/runs"
+    result = invoke(["run", str(sheet), "--store", url, "--simulate", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "PGPASSWORD, ~/.pgpass or a service file" in result.output
+    assert "hunter2" not in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_store_comes_from_the_environment_or_the_job_file(tmp_path: Path, pg_url: str) -> None:
+    """BATCHWAN_STORE and a job file's `store:` both put the record in PostgreSQL."""
+    from click.testing import CliRunner
+
+    from batchwan.cli import main
+    from batchwan.store import pgread
+
+    sheet = write_sheet(tmp_path, 3)
+    job = tmp_path / "job.yaml"
+    job.write_text(f"sheet: sheet.csv\nstore: {pg_url}\nout: job-run\n", encoding="utf-8")
+    with serve_in_thread(SimConfig()) as sim:
+        fast = ["--base-url", sim.base_url, "--poll-interval", "0.05", "--quiet"]
+        env = {"MULEROUTER_API_KEY": KEY, "BATCHWAN_STORE": pg_url, "BATCHWAN_BASE_URL": ""}
+        by_env = CliRunner().invoke(
+            main, ["run", str(sheet), "--out", str(tmp_path / "env-run"), *fast], env=env
+        )
+        by_job = invoke(["run", str(job), *fast])
+    assert by_env.exit_code == 0, by_env.output
+    assert by_job.exit_code == 0, by_job.output
+    assert not (tmp_path / "env-run" / "state.db").exists()
+    assert not (tmp_path / "job-run" / "state.db").exists()
+    assert len(pgread.read_records(pg_url, "env-run")) == 3
+    assert len(pgread.read_records(pg_url, "job-run")) == 3

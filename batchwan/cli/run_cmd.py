@@ -32,6 +32,7 @@ from batchwan.cli.sheet import checked_sheet, print_issues
 from batchwan.pipeline import Endpoint, execute, open_ledger
 from batchwan.pool.runner import Runner, RunOptions, RunOutcome, StopReason
 from batchwan.store.base import Store
+from batchwan.store.choose import check_store
 from batchwan.store.runlock import RunLock
 from batchwan.store.sqlite import refuse_lost_record
 from batchwan.values import CheckedRow, JobSpec, RowRecord, Status
@@ -132,6 +133,7 @@ def run(
         )  # fmt: skip
         run_dir = spec.out or Path("runs") / spec.sheet.stem
         _refuse_to_overwrite(run_dir, source, spec.sheet)
+        check_store(spec.store)
         key = api_key()
         if not (simulate or dry_run or key):
             fail(

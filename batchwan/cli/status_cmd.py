@@ -10,7 +10,8 @@ import click
 from batchwan.cli import exit_codes
 from batchwan.cli.common import no_run_message
 from batchwan.errors import StateError
-from batchwan.outputs.statusview import all_succeeded, load_run, render_status
+from batchwan.outputs.statusview import load_status, render_status
+from batchwan.values import Status
 
 
 @click.command()
@@ -32,7 +33,7 @@ def status(ctx: click.Context, run_dir: Path, all_rows: bool) -> None:
     2 RUN_DIR holds no run.
     """
     try:
-        records, meta, summary = load_run(run_dir)
+        records, counts, meta, summary = load_status(run_dir, all_rows=all_rows)
     except StateError as exc:
         click.echo(f"Error: {no_run_message(run_dir, exc)}", err=True)
         ctx.exit(exit_codes.CANNOT_START)
@@ -40,6 +41,9 @@ def status(ctx: click.Context, run_dir: Path, all_rows: bool) -> None:
     facts = [f"sheet {Path(meta['sheet']).name}" if meta.get("sheet") else "", meta.get("model")]
     if any(facts):
         title += " (" + ", ".join(f for f in facts if f) + ")"
-    text = render_status(title, records, summary, now=datetime.now(UTC), all_rows=all_rows)
+    text = render_status(
+        title, records, summary, now=datetime.now(UTC), all_rows=all_rows, counts=counts
+    )
     click.echo(text, nl=False)
-    ctx.exit(exit_codes.OK if all_succeeded(records) else exit_codes.ROWS_NEED_ATTENTION)
+    done = set(counts) <= {Status.SUCCEEDED}
+    ctx.exit(exit_codes.OK if done else exit_codes.ROWS_NEED_ATTENTION)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.outputs.results import SUMMARY_FILE, percentile, summarize
-from batchwan.store.records import read_meta, read_records
+from batchwan.store.records import count_statuses, read_meta, read_records
 from batchwan.values import RowRecord, Status
 
 #: The order statuses are listed in everywhere: outcomes first, then what is still open.
@@ -106,12 +106,20 @@ def _section(summary: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def headline(records: Sequence[RowRecord], summary: Mapping[str, Any]) -> Headline:
+def headline(
+    records: Sequence[RowRecord],
+    summary: Mapping[str, Any],
+    counts_by_status: Mapping[Status, int] | None = None,
+) -> Headline:
     """The headline figures: counts from the records (always current), money and times from the
-    summary, render percentiles from the records when the summary has none."""
+    summary, render percentiles from the records when the summary has none. With
+    ``counts_by_status`` (counted by the store), ``records`` may be just the rows to list."""
     counts = dict.fromkeys(STATUS_ORDER, 0)
-    for record in records:
-        counts[record.status] += 1
+    if counts_by_status is not None:
+        counts.update(counts_by_status)
+    else:
+        for record in records:
+            counts[record.status] += 1
     cost = _section(summary, "cost")
     video = _section(summary, "video_seconds")
     timings = _section(summary, "timings")
@@ -127,7 +135,7 @@ def headline(records: Sequence[RowRecord], summary: Mapping[str, Any]) -> Headli
         p90 = percentile(durations, 0.9)
     by_resolution = video.get("by_resolution")
     return Headline(
-        rows=len(records),
+        rows=sum(counts.values()),
         counts=counts,
         currency=str(cost.get("currency") or "USD"),
         estimated=_number(cost.get("estimated")),
@@ -311,10 +319,11 @@ def render_status(
     now: datetime,
     cap: int = ATTENTION_CAP,
     all_rows: bool = False,
+    counts: Mapping[Status, int] | None = None,
 ) -> str:
     """The text of `batchwan status`: counts, money, times, then the rows that need attention
     (with ``all_rows``: every row, with its video or its error)."""
-    head = headline(records, summary)
+    head = headline(records, summary, counts)
     lines = [one_line(title, 200), ""]
     count_w = max(5, len(f"{head.rows:,}"))
     lines.extend(
@@ -330,10 +339,26 @@ def render_status(
     return "\n".join(lines) + "\n"
 
 
-def load_run(run_dir: Path) -> tuple[list[RowRecord], dict[str, str], dict[str, Any]]:
+def load_status(
+    run_dir: Path, *, all_rows: bool = False
+) -> tuple[list[RowRecord], dict[Status, int], dict[str, str], dict[str, Any]]:
+    """What `status` shows, without building a record per row: the counts by SQL, and records
+    only of the rows it lists (every row with ``all_rows``)."""
+    counts = count_statuses(run_dir)
+    listed = None if all_rows else ATTENTION | {Status.RUNNING}
+    records = read_records(run_dir, listed)
+    if not (run_dir / SUMMARY_FILE).is_file():  # rare: work the money out from every row
+        return (records, counts, *load_run(run_dir)[1:])
+    _, meta, summary = load_run(run_dir, records=records)
+    return records, counts, meta, summary
+
+
+def load_run(
+    run_dir: Path, *, records: list[RowRecord] | None = None
+) -> tuple[list[RowRecord], dict[str, str], dict[str, Any]]:
     """A run folder's records, metadata and summary (summary.json, else worked out from the
     records); raises StateError when the folder holds no readable run."""
-    records = read_records(run_dir)
+    records = read_records(run_dir) if records is None else records
     meta = read_meta(run_dir)
     summary: dict[str, Any] | None = None
     summary_path = run_dir / SUMMARY_FILE

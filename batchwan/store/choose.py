@@ -6,7 +6,19 @@ from pathlib import Path
 
 from batchwan.errors import InputError
 from batchwan.store.base import Store
-from batchwan.store.pgschema import is_postgres
+from batchwan.store.pgschema import check_url, is_postgres
+
+
+def check_store(url: str | None) -> None:
+    """Refuse, before anything is read or sent, a store URL that cannot or must not be used."""
+    if not url:
+        return
+    if not is_postgres(url):
+        raise InputError(
+            f"--store {url!r}: not a store batchwan knows; leave it out for the run folder's "
+            "state.db, or give postgresql://user@host/database"
+        )
+    check_url(url)
 
 
 def open_store(run_dir: Path, url: str | None = None) -> Store:
@@ -15,11 +27,7 @@ def open_store(run_dir: Path, url: str | None = None) -> Store:
         from batchwan.store.sqlite import SqliteStore
 
         return SqliteStore(run_dir)
-    if is_postgres(url):
-        from batchwan.store.postgres import PostgresStore
+    check_store(url)
+    from batchwan.store.postgres import PostgresStore
 
-        return PostgresStore(url, run_dir)
-    raise InputError(
-        f"--store {url!r}: not a store batchwan knows; leave it out for the run folder's "
-        "state.db, or give postgresql://user@host/database"
-    )
+    return PostgresStore(url, run_dir)

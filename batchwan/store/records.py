@@ -121,6 +121,13 @@ def read_meta(run_dir: Path) -> dict[str, str]:
 #: What a reader shows for a row whose create is on the wire while its run is alive.
 BEING_SENT = "the create is being sent now"
 
+#: A row's status as readers show it, in SQL over ``sheet_rows s LEFT JOIN tasks t``; the one
+#: parameter is what a row being sent shows (running while its run is alive, else unknown).
+_SHOWN = (
+    "CASE WHEN s.status != 'pending' OR t.key IS NULL THEN s.status "
+    "WHEN t.sending = 1 THEN ? ELSE t.status END"
+)
+
 
 def read_records(run_dir: Path, statuses: Collection[Status] | None = None) -> list[RowRecord]:
     """Every row of the last sheet read (or those in ``statuses``), in sheet order; read-only.
@@ -134,10 +141,25 @@ def read_records(run_dir: Path, statuses: Collection[Status] | None = None) -> l
         return pgread.read_records(*shared, statuses)
     live = run_is_live(run_dir)
     with _ReadOnly(run_dir) as conn:
-        entries = {r["key"]: TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")}
-        rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
-    records = records_from_rows(rows, entries, live=live)
-    return [r for r in records if statuses is None or r.status in statuses]
+        if statuses is None:
+            tasks = conn.execute("SELECT * FROM tasks")
+            rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
+        else:  # only the rows asked for are read and built: status lists few of 100,000
+            wanted = sorted(s.value for s in statuses)
+            shown = f"({_SHOWN}) IN ({','.join('?' * len(wanted))})"
+            sending = Status.RUNNING.value if live else Status.UNKNOWN.value
+            params = (sending, *wanted)
+            rows = conn.execute(
+                f"SELECT s.* FROM sheet_rows s LEFT JOIN tasks t ON t.key = s.key "
+                f"WHERE {shown} ORDER BY s.position",
+                params,
+            ).fetchall()
+            tasks = conn.execute(
+                f"SELECT t.* FROM sheet_rows s JOIN tasks t ON t.key = s.key WHERE {shown}",
+                params,
+            )
+        entries = {r["key"]: TaskEntry.from_db(r) for r in tasks}
+    return list(records_from_rows(rows, entries, live=live))
 
 
 def count_statuses(run_dir: Path) -> dict[Status, int]:
@@ -145,11 +167,8 @@ def count_statuses(run_dir: Path) -> dict[Status, int]:
     if _shared(run_dir):
         return dict(Counter(r.status for r in read_records(run_dir)))
     live = run_is_live(run_dir)
-    query = """
-        SELECT CASE
-                 WHEN s.status != 'pending' OR t.key IS NULL THEN s.status
-                 WHEN t.sending = 1 THEN ?
-                 ELSE t.status END AS shown, COUNT(*)
+    query = f"""
+        SELECT {_SHOWN} AS shown, COUNT(*)
         FROM sheet_rows s LEFT JOIN tasks t ON t.key = s.key
         GROUP BY shown
     """
