@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: How often results.csv and summary.json are rewritten while a run goes on.
 REFRESH_SECONDS = 2.0
+#: How often a runner of a shared run, done with its own tasks, looks for tasks to take over.
+SHARED_RECHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -138,11 +140,13 @@ async def _execute(
             outcome = await runner.run(rows)
             # A shared run: stay while other runners have tasks open, and take over those of
             # runners that stopped (their lease ran out).
-            while (
-                outcome.stop is None
-                and options.wait
-                and await asyncio.to_thread(ledger.more_to_follow)
-            ):
+            while outcome.stop is None and options.wait and not runner.stopping:
+                more = await asyncio.to_thread(ledger.more_to_follow)
+                if more is None:
+                    await asyncio.sleep(SHARED_RECHECK_SECONDS)
+                    continue
+                if not more:
+                    break
                 runner = Runner(
                     ledger, client, options, body_for=build_body, on_event=on_event,
                     limits=ledger.limits(options.concurrency, options.rate),

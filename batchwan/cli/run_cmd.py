@@ -263,7 +263,7 @@ async def _main(
             click.echo(
                 "\nstopping: no new creates; saving state (Ctrl-C again to quit now)", err=True
             )
-            holder[0].stop(StopReason.INTERRUPTED)
+            holder[-1].stop(StopReason.INTERRUPTED)
         elif main_task is not None:
             main_task.cancel()
 

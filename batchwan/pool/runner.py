@@ -170,6 +170,11 @@ class Runner:
         if reason is not StopReason.BUDGET:
             self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the run was told to stop (a signal, the account, an internal error)."""
+        return self._stopping.is_set()
+
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless the run is stopping; True when it is.
 

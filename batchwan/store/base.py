@@ -72,9 +72,10 @@ class Store(Protocol):
         """The tasks-in-flight and create-rate limits, counted where the record is shared."""
         ...
 
-    def more_to_follow(self) -> bool:
-        """After a pass of the pool: whether to go round again for tasks taken over from
-        runners that stopped (a shared run waits here while other runners work)."""
+    def more_to_follow(self) -> bool | None:
+        """After a pass of the pool: True to go round again for tasks taken over from runners
+        that stopped, None to ask again soon (other runners still have tasks open), False when
+        the run has nothing open."""
         ...
 
     # -- transitions during a run (each one durable before it returns) --------------------------

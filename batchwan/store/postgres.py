@@ -331,20 +331,14 @@ class PostgresStore:
                         "sending are now `unknown`", adopted, lost)  # fmt: skip
         return lost, adopted
 
-    def more_to_follow(self) -> bool:
-        """Wait while other live runners have tasks open; True once this runner adopted some."""
-        while True:
-            _, adopted = self._adopt()
-            if adopted:
-                self._reload()
-                return True
-            with self._conn() as conn:
-                (row,) = conn.execute(
-                    f"SELECT count(*) AS n FROM bw_tasks WHERE run = %s AND {_OPEN}", (self.run,)
-                )
-            if not row["n"]:
-                return False
-            time.sleep(min(1.0, LEASE_SECONDS / 5))
+    def more_to_follow(self) -> bool | None:
+        """True once this runner adopted tasks; None while other runners have tasks open (ask
+        again soon: one of them may die); False when no task of the run is open."""
+        _, adopted = self._adopt()
+        if adopted:
+            self._reload()
+            return True
+        return None if self.open_tasks() else False
 
     def begin_run(self, options: dict[str, Any]) -> int:
         """Open this invocation's line in the shared record."""
