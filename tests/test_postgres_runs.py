@@ -155,3 +155,20 @@ def test_the_store_comes_from_the_environment_or_the_job_file(tmp_path: Path, pg
     assert not (tmp_path / "job-run" / "state.db").exists()
     assert len(pgread.read_records(pg_url, "env-run")) == 3
     assert len(pgread.read_records(pg_url, "job-run")) == 3
+
+
+def test_runners_of_a_shared_run_may_share_one_run_folder(tmp_path: Path, pg_url: str) -> None:
+    """Two runners with the same --out (a shared folder): both run, each row once, one set of
+    videos."""
+    sheet = write_sheet(tmp_path, 40)
+    out = tmp_path / "shared" / "spring"
+    with serve_in_thread(SimConfig(processing_seconds=0.2)) as sim:
+        limits = ("--concurrency", "4", "--rate", "40")
+        procs = [_spawn(sheet, out, pg_url, sim.base_url, *limits) for _ in range(2)]
+        codes = _finish(procs)
+        stats = sim.sim.stats()
+    assert codes == [0, 0]
+    assert stats["tasks_created"] == 40
+    assert stats["duplicate_payloads"] == 0
+    assert len(list((out / "videos").glob("*.mp4"))) == 40
+    assert {r["status"] for r in read_results(out)} == {"succeeded"}

@@ -150,6 +150,22 @@ def test_deleting_dot_lock_lets_no_second_runner_in(tmp_path: Path) -> None:
         pass
 
 
+def test_shared_store_runners_share_a_folder_but_never_with_a_state_db_run(
+    tmp_path: Path,
+) -> None:
+    """Shared locks (runners of a shared run) coexist; an exclusive one is refused beside them."""
+    run_dir = tmp_path / "run"
+    with (
+        RunLock(run_dir, shared=True),
+        RunLock(run_dir, shared=True),
+        pytest.raises(RunLocked),
+        RunLock(run_dir),
+    ):
+        pass
+    with RunLock(run_dir), pytest.raises(RunLocked), RunLock(run_dir, shared=True):
+        pass
+
+
 @pytest.mark.parametrize("how", ["delete", "replace"])
 def test_a_record_removed_under_the_store_stops_its_writes(tmp_path: Path, how: str) -> None:
     """state.db deleted (with -wal and -shm) or replaced: the next write fails with a clear

@@ -33,6 +33,7 @@ from batchwan.pipeline import Endpoint, execute, open_ledger
 from batchwan.pool.runner import Runner, RunOptions, RunOutcome, StopReason
 from batchwan.store.base import Store
 from batchwan.store.choose import check_store
+from batchwan.store.pgschema import is_postgres
 from batchwan.store.runlock import RunLock
 from batchwan.store.sqlite import refuse_lost_record
 from batchwan.values import CheckedRow, JobSpec, RowRecord, Status
@@ -155,7 +156,7 @@ def run(
             max_cost=spec.max_cost,
         )  # fmt: skip
         endpoint = Endpoint(base_url=base_url(base_url_option), api_key=key, model=spec.model)
-        with RunLock(run_dir):
+        with RunLock(run_dir, shared=is_postgres(spec.store)):
             refuse_lost_record(run_dir, new_record=new_record, store=spec.store)
             handlers = setup_logging(run_dir / "run.log", console_level=_console_level(quiet))
             try:

@@ -422,7 +422,14 @@ class PostgresStore:
                 (self.run, key),
             ).fetchone()
             if row is None:
-                return Claim.TAKEN
+                # Skipped because another transaction (a runner starting up) has it locked for
+                # a moment, or truly taken? Only a pending row is worth another try.
+                (still,) = conn.execute(
+                    "SELECT count(*) AS n FROM bw_tasks WHERE run = %s AND key = %s "
+                    "AND status = 'pending' AND NOT sending",
+                    (self.run, key),
+                )
+                return None if still["n"] else Claim.TAKEN
             if self._concurrency is not None:
                 (n,) = conn.execute(
                     f"SELECT count(*) AS n FROM bw_tasks WHERE run = %s AND {_OPEN}", (self.run,)

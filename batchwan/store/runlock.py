@@ -44,11 +44,17 @@ def run_is_live(run_dir: Path) -> bool:
 
 
 class RunLock:
-    """An exclusive lock on a run folder, released by the OS even if the process is killed."""
+    """A lock on a run folder, released by the OS even if the process is killed.
 
-    def __init__(self, run_dir: Path) -> None:
+    Exclusive for a run kept in the folder's state.db; ``shared`` for runners of a run kept in
+    a shared store, which may download into one folder together (but never beside a run that
+    writes a state.db there).
+    """
+
+    def __init__(self, run_dir: Path, *, shared: bool = False) -> None:
         self.folder = run_dir
         self.path = run_dir / LOCK_FILE
+        self.shared = shared
         self._handle: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -62,7 +68,7 @@ class RunLock:
                 "choose another --out"
             ) from None
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(handle)
             raise RunLocked(
