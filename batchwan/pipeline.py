@@ -78,7 +78,10 @@ def write_outputs(source: Store | Snapshot) -> None:
     columns = json.loads(source.meta.get("columns", "[]"))
     meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
     write_results_csv(source.run_dir, records, columns)
-    write_summary(source.run_dir, summarize(records, meta))
+    summary = summarize(records, meta)
+    # The store's count: it also holds earlier attempts that may have been billed.
+    summary["cost"]["committed"] = round(source.committed_cost(), 2)
+    write_summary(source.run_dir, summary)
 
 
 async def _refresh(ledger: Store) -> None:

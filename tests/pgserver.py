@@ -69,8 +69,8 @@ def running_server(*, fsync: bool = False) -> Iterator[PgServer]:
         raise AssertionError("unreachable")
     # Directly under /tmp: the server user must be able to reach its folder.
     root = Path(tempfile.mkdtemp(prefix="batchwan-pg-"))
-    who = _as_server_user()
-    if who:
+    who: dict[str, Any] = {**_as_server_user(), "cwd": root}  # a folder the server user may enter
+    if "user" in who:
         os.chown(root, who["user"], who["group"])
     data, log = root / "data", root / "server.log"
     user = "batchwan"

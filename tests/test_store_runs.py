@@ -4,6 +4,7 @@ or removed mid-run, a copy without its -wal, the budget across resubmits, moved 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import signal
@@ -126,6 +127,8 @@ def test_the_budget_counts_creates_that_may_have_been_billed_across_resubmits(
     assert first.exit_code in (1, 4)
     assert stats["creates_received"] * 0.25 <= 1.0 + 1e-9
     assert stats["creates_received"] == 4
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["cost"]["committed"] == 1.0  # the store's count, earlier attempts included
 
 
 def test_a_renamed_sheet_continues_its_run_and_the_dry_run_says_so(tmp_path: Path) -> None:

@@ -30,6 +30,10 @@ class Snapshot:
     entries: dict[str, TaskEntry]
     notes: dict[int, str]
 
+    def committed_cost(self) -> float:
+        """USD of every create that was or may have been billed, as the store counts it."""
+        return sum(entry.committed for entry in self.entries.values())
+
     def records(self) -> list[RowRecord]:
         """The sheet's rows with what the record knew of each, in sheet order."""
         return [
