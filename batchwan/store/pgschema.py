@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
 from batchwan.errors import InputError, StateError
@@ -45,14 +46,16 @@ def check_url(url: str) -> str:
 
 def open_pool(url: str, *, size: int = 4) -> ConnectionPool:
     """A small pool of connections to the shared store, opened now (StateError if it fails)."""
-    pool = ConnectionPool(
-        check_url(url), min_size=1, max_size=size, open=False, kwargs={"autocommit": True}
-    )
+    try:  # one plain connection first: a wrong URL fails at once, with libpq's own words
+        psycopg.connect(check_url(url), connect_timeout=15).close()
+    except psycopg.Error as exc:
+        # No password can be in the URL (check_url refused those), so it may be shown.
+        raise StateError(f"cannot reach the shared store {url}: {exc}") from None
+    pool = ConnectionPool(url, min_size=1, max_size=size, open=False, kwargs={"autocommit": True})
     try:
         pool.open(wait=True, timeout=30)
-    except Exception as exc:  # psycopg_pool raises its own PoolTimeout, with the cause logged
+    except psycopg.Error as exc:
         pool.close()
-        # No password can be in the URL (check_url refused those), so it may be shown.
         raise StateError(f"cannot reach the shared store {url}: {exc}") from None
     return pool
 
@@ -67,26 +70,24 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def migrate(pool: ConnectionPool) -> None:
+def migrate(conn: psycopg.Connection[Any]) -> None:
     """Apply the migrations this database has not seen yet, each in its own transaction."""
-    with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
-        try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS bw_schema (version INTEGER PRIMARY KEY, "
-                "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            done = {v for (v,) in conn.execute("SELECT version FROM bw_schema")}
-            for number, name, sql in migrations():
-                if number in done:
-                    continue
-                with conn.transaction():
-                    conn.execute(sql.encode())
-                    conn.execute(
-                        "INSERT INTO bw_schema (version, name) VALUES (%s, %s)", (number, name)
-                    )
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    cur = conn.cursor(row_factory=tuple_row)
+    cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+    try:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS bw_schema (version INTEGER PRIMARY KEY, "
+            "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        done = {v for (v,) in cur.execute("SELECT version FROM bw_schema")}
+        for number, name, sql in migrations():
+            if number in done:
+                continue
+            with conn.transaction():
+                cur.execute(sql.encode())
+                cur.execute("INSERT INTO bw_schema (version, name) VALUES (%s, %s)", (number, name))
+    finally:
+        cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
 
 
 def write_pointer(run_dir: Path, url: str, run: str) -> None:

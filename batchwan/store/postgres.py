@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 from psycopg.rows import dict_row
 
 from batchwan.errors import StateError
@@ -95,8 +96,8 @@ class PostgresStore:
         self._pool = open_pool(url, size=10)
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="batchwan-pg")
         try:
-            migrate(self._pool)
             with self._conn() as conn:
+                migrate(conn)
                 found = conn.execute("SELECT name, value FROM bw_meta WHERE run = %s", (self.run,))
                 self.meta: dict[str, str] = {r["name"]: r["value"] for r in found}
                 self._cache = {
@@ -125,13 +126,26 @@ class PostgresStore:
 
     @contextlib.contextmanager
     def _conn(self) -> Any:
-        with self._pool.connection() as conn:
-            conn.row_factory = dict_row  # type: ignore[assignment]  # rows as dicts, by name
-            yield conn
+        """A pooled connection whose rows are dicts; a database error becomes StateError."""
+        try:
+            with self._pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]  # rows as dicts, by name
+                yield conn
+        except psycopg.Error as exc:
+            message = f"shared run {self.run!r}: the record could not be read or written: {exc}"
+            raise StateError(message) from exc
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking database step on the store's own threads, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run a blocking database step on the store's own threads, off the event loop.
+
+        A database that cannot be reached is the record failing: StateError stops the run.
+        """
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except psycopg.Error as exc:
+            raise StateError(
+                f"shared run {self.run!r}: the record could not be written: {exc}"
+            ) from exc
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(LEASE_SECONDS / 3):

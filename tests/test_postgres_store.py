@@ -1,0 +1,45 @@
+"""The PostgreSQL store's own plumbing: migrations, an unreachable server, the run's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from batchwan.errors import StateError
+from batchwan.store.pgschema import migrations, read_pointer
+from batchwan.store.postgres import PostgresStore
+from tests.runhelpers import invoke, write_sheet
+
+
+def test_migrations_are_applied_once_and_recorded(tmp_path: Path, pg_url: str) -> None:
+    """Every shipped migration is applied in order, once, however many runners open the store."""
+    shipped = migrations()
+    assert [number for number, _, _ in shipped] == sorted({n for n, _, _ in shipped})
+    for i in range(2):
+        PostgresStore(pg_url, tmp_path / f"m{i}" / "spring").close()
+    with psycopg.connect(pg_url) as conn:
+        applied = conn.execute("SELECT version, name FROM bw_schema ORDER BY version").fetchall()
+    assert applied == [(number, name) for number, name, _ in shipped]
+
+
+def test_the_run_is_named_by_its_folder_and_the_folder_points_at_the_store(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """--out .../spring is the run `spring`; store.json says where its record is."""
+    store = PostgresStore(pg_url, tmp_path / "a" / "spring")
+    store.close()
+    assert store.run == "spring"
+    assert read_pointer(tmp_path / "a" / "spring") == {"store": pg_url, "run": "spring"}
+
+
+def test_an_unreachable_store_is_one_clear_message(tmp_path: Path) -> None:
+    """No server at the URL: StateError naming it; the CLI exits 2 and sends nothing."""
+    url = f"postgresql://nobody@/db?host={tmp_path}&connect_timeout=2"
+    with pytest.raises(StateError, match="cannot reach the shared store"):
+        PostgresStore(url, tmp_path / "run")
+    sheet = write_sheet(tmp_path, 1)
+    result = invoke(["run", str(sheet), "--simulate", "--store", url, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "cannot reach the shared store" in result.output
