@@ -43,3 +43,26 @@ def test_an_unreachable_store_is_one_clear_message(tmp_path: Path) -> None:
     result = invoke(["run", str(sheet), "--simulate", "--store", url, "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "cannot reach the shared store" in result.output
+
+
+def test_a_folder_never_switches_between_its_own_record_and_a_shared_one(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A state.db folder run with --store, or a shared-store folder run without: exit 2, with
+    the fix, nothing sent."""
+    from batchwan.sim.simulator import SimConfig, serve_in_thread
+    from tests.runhelpers import fast_options
+
+    sheet = write_sheet(tmp_path, 2)
+    own, shared = tmp_path / "own", tmp_path / "shared"
+    with serve_in_thread(SimConfig()) as sim:
+        assert invoke(["run", str(sheet), *fast_options(sim.base_url, own)]).exit_code == 0
+        to_shared = invoke(["run", str(sheet), *fast_options(sim.base_url, own, "--store", pg_url)])
+        first = invoke(["run", str(sheet), *fast_options(sim.base_url, shared, "--store", pg_url)])
+        assert first.exit_code == 0, first.output
+        to_own = invoke(["run", str(sheet), *fast_options(sim.base_url, shared)])
+        assert sim.sim.stats()["creates_received"] == 4
+    assert to_shared.exit_code == 2
+    assert "a shared store would send its rows again" in to_shared.output
+    assert to_own.exit_code == 2
+    assert f"run with --store {pg_url}" in to_own.output

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batchwan.errors import InputError
+from batchwan.errors import InputError, StateError
 from batchwan.store.base import Store
 from batchwan.store.pgschema import check_url, is_postgres
+from batchwan.store.schema import STATE_FILE
 
 
 def check_store(url: str | None) -> None:
@@ -28,6 +29,12 @@ def open_store(run_dir: Path, url: str | None = None) -> Store:
 
         return SqliteStore(run_dir)
     check_store(url)
+    if (run_dir / STATE_FILE).is_file():
+        # Its rows were sent under state.db: a shared record would know none of them.
+        raise StateError(
+            f"{run_dir} keeps its own record ({STATE_FILE}); a shared store would send its rows "
+            "again. Leave out --store for this folder, or choose another --out"
+        )
     from batchwan.store.postgres import PostgresStore
 
     return PostgresStore(url, run_dir)

@@ -57,6 +57,14 @@ def refuse_lost_record(run_dir: Path, *, new_record: bool, store: str | None = N
     Starting a fresh record there would send every row again, also those already billed. A run
     kept in a shared store (``store``) has no state.db to lose.
     """
+    if not store and (run_dir / "store.json").is_file():
+        from batchwan.store.pgschema import read_pointer
+
+        shared = (read_pointer(run_dir) or {}).get("store")
+        raise StateError(
+            f"{run_dir} keeps its record in the shared store {shared}; run with --store {shared} "
+            "(or set BATCHWAN_STORE), or choose another --out"
+        )
     if new_record or store or (run_dir / STATE_FILE).exists():
         return
     signs = [name for name in PAST_RUN_SIGNS if (run_dir / name).exists()]
