@@ -66,3 +66,54 @@ def test_a_folder_never_switches_between_its_own_record_and_a_shared_one(
     assert "a shared store would send its rows again" in to_shared.output
     assert to_own.exit_code == 2
     assert f"run with --store {pg_url}" in to_own.output
+
+
+def _expire(pg_url: str, store: PostgresStore) -> None:
+    """Make ``store``'s runner look dead: its lease in the past, its heartbeat stopped."""
+    store._stop.set()
+    store._heart.join()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE bw_runners SET lease = now() - interval '1 minute' WHERE runner = %s",
+            (store.runner,),
+        )
+
+
+async def test_a_dead_runners_tasks_are_adopted_and_its_sends_become_unknown(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Runner A accepts one row and is mid-send on another, then dies: runner B follows the
+    accepted task and shows the other row unknown; while A lived, readers showed it running."""
+    from batchwan.store.base import Claim
+    from batchwan.store.records import BEING_SENT, read_records
+    from batchwan.values import Status
+    from tests.storehelpers import MODEL, ROW_COST, checked_rows
+
+    rows = checked_rows(tmp_path, 3)
+    keys = [r.key for r in rows]
+
+    def ready(name: str) -> PostgresStore:
+        store = PostgresStore(pg_url, tmp_path / name / "spring")
+        store.claim(tmp_path / "sheet.csv", MODEL, keys=keys)
+        store.recover(resubmit_unknown=False, retry_failed=False)
+        store.sync_sheet(rows, [ROW_COST] * 3, [])
+        return store
+
+    a = ready("a")
+    await a.begin_create(keys[0])
+    await a.create_accepted(keys[0], "task-a")
+    assert await a.begin_create(keys[1]) is Claim.SENDING
+    live = read_records(tmp_path / "a" / "spring")
+    assert (live[1].status, live[1].error) == (Status.RUNNING, BEING_SENT)
+    _expire(pg_url, a)
+    b = ready("b")
+    try:
+        followed = b.tasks_to_follow()
+        assert [(e.key, e.task_id) for e in followed] == [(keys[0], "task-a")]
+        statuses = [r.status for r in read_records(tmp_path / "b" / "spring")]
+        assert statuses == [Status.RUNNING, Status.UNKNOWN, Status.PENDING]
+        assert await b.begin_create(keys[1]) is Claim.TAKEN  # never resent unasked
+    finally:
+        b.close()
+        a._executor.shutdown()
+        a._pool.close()
