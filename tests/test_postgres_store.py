@@ -70,8 +70,7 @@ def test_a_folder_never_switches_between_its_own_record_and_a_shared_one(
 
 def _expire(pg_url: str, store: PostgresStore) -> None:
     """Make ``store``'s runner look dead: its lease in the past, its heartbeat stopped."""
-    store._stop.set()
-    store._heart.join()
+    store._heart.stop()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
             "UPDATE bw_runners SET lease = now() - interval '1 minute' WHERE runner = %s",

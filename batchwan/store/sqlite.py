@@ -26,7 +26,7 @@ from typing import Any
 from batchwan.errors import StateError
 from batchwan.pool.limits import CreateWindow, InFlight
 from batchwan.store.base import Claim
-from batchwan.store.records import Snapshot, image_label, request_as_sent
+from batchwan.store.records import Snapshot
 from batchwan.store.schema import (
     LOST_ANSWER,
     SCHEMA_VERSION,
@@ -39,6 +39,7 @@ from batchwan.store.schema import (
     now_utc,
 )
 from batchwan.store.sheetmatch import match_sheet
+from batchwan.store.sheetsync import plan_sync
 from batchwan.store.writer import Batch, Statement, Writer
 from batchwan.values import CheckedRow, RowRecord, Status
 
@@ -98,15 +99,6 @@ def _upsert(entry: TaskEntry) -> Statement:
         f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES ({_PLACEHOLDERS})",
         entry.as_params(),
     )
-
-
-def _sheet_row(row: CheckedRow, cost: float, note: str | None) -> tuple[Any, ...]:
-    return (
-        row.position, row.key, row.row_id, row.status.value,
-        str(row.request.get("prompt", "")), image_label(row), cost, row.resolution,
-        row.duration, note, json.dumps(row.extra), row.model,
-        json.dumps(request_as_sent(row)), row.line,
-    )  # fmt: skip
 
 
 class SqliteStore:
@@ -187,39 +179,10 @@ class SqliteStore:
 
         Returns warnings for rows whose content changed under an id that was already sent.
         """
-        warnings: list[str] = []
-        notes: dict[int, str] = {}
         recorded = self._recorded_sheet()
-        statements: list[Statement] = []
-        new_entries: dict[str, TaskEntry] = {}
-        model = self.meta.get("model", "")
-        for row, cost in zip(rows, costs, strict=True):
-            note = "; ".join(row.notes) or None
-            if row.status is Status.PENDING:
-                entry = self._entries.get(row.key)
-                if entry is None or (entry.status is Status.PENDING and not entry.sending):
-                    fresh = TaskEntry(
-                        row.key, row.content_hash, Status.PENDING, model, cost, row.resolution,
-                        row.duration, attempts=entry.attempts if entry else 0,
-                        prior_cost=entry.prior_cost if entry else 0.0,
-                    )  # fmt: skip
-                    if fresh != entry:
-                        new_entries[row.key] = fresh
-                        statements.append(_upsert(fresh))
-                elif entry.content_hash != row.content_hash:
-                    note = (
-                        f"content changed since id {row.row_id} was sent as task "
-                        f"{entry.task_id or '(unknown)'}; the earlier result is kept. "
-                        "Give the changed row a new id to generate it"
-                    )
-                    warnings.append(f"row {row.position}: id: {note}")
-            else:
-                note = "; ".join(str(issue.message) for issue in row.issues) or note
-            if note:
-                notes[row.position] = note
-            values = _sheet_row(row, cost, note)
-            if recorded.get(row.position) != values:
-                statements.append((_SHEET_ROW_SQL, values))
+        plan = plan_sync(rows, costs, self._entries, self.meta.get("model", ""))
+        statements: list[Statement] = [_upsert(e) for e in plan.entries.values()]
+        statements += [(_SHEET_ROW_SQL, v) for v in plan.values if recorded.get(v[0]) != v]
         if len(recorded) > len(rows):  # the sheet got shorter
             statements.append(("DELETE FROM sheet_rows WHERE position > ?", (len(rows),)))
         columns = json.dumps(list(extra_columns))
@@ -227,13 +190,13 @@ class SqliteStore:
             statements.append(("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("columns", columns)))
         if statements:
             self._writer.write_now(statements)
-        self._entries.update(new_entries)
+        self._entries.update(plan.entries)
         self._recount()
         self.meta["columns"] = columns
         self.sheet_rows = list(rows)
-        self._notes = notes
+        self._notes = plan.notes
         self._version += 1
-        return warnings
+        return plan.warnings
 
     def begin_run(self, options: dict[str, Any]) -> int:
         """Open this invocation's line in the record (never the key in ``options``)."""
