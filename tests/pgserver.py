@@ -67,8 +67,11 @@ def running_server(*, fsync: bool = False) -> Iterator[PgServer]:
     if bindir is None:
         _missing("no initdb found in /usr/lib/postgresql/*/bin or on the PATH")
         raise AssertionError("unreachable")
-    # Directly under /tmp: the server user must be able to reach its folder.
-    root = Path(tempfile.mkdtemp(prefix="batchwan-pg-"))
+    # Directly under /tmp: the server user must be able to reach its folder, and a socket
+    # path must stay under about 100 characters.
+    root = Path(
+        tempfile.mkdtemp(prefix="batchwan-pg-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    )
     who: dict[str, Any] = {**_as_server_user(), "cwd": root}  # a folder the server user may enter
     if "user" in who:
         os.chown(root, who["user"], who["group"])
