@@ -116,3 +116,18 @@ async def test_a_dead_runners_tasks_are_adopted_and_its_sends_become_unknown(
         b.close()
         a._executor.shutdown()
         a._pool.close()
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_without_postgresql_the_tests_skip_locally_and_fail_in_ci(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    """No initdb anywhere: a skip with the reason on a workstation, a failure in CI."""
+    from tests import pgserver
+
+    monkeypatch.setattr(pgserver, "find_bindir", lambda: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="initdb"), pgserver.running_server():
+        pass
