@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 LOCK_VENV := .venv-lock
 
-.PHONY: demo test lint types unit bench browser-deps lock clean
+.PHONY: demo test lint types unit bench browser-deps pg-deps lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,15 @@ browser-deps:
 	      || echo "chromium could not be installed; the browser test will be skipped"; \
 	  else echo "no chromium and no apt-get as root; the browser test will be skipped"; fi; }
 
-test: lint types browser-deps unit
+# The shared-store tests start a throwaway PostgreSQL server (initdb, pg_ctl); CI must have it.
+pg-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "postgresql could not be installed; the PostgreSQL tests will fail in CI"; \
+	  else echo "no PostgreSQL and no apt-get as root; the PostgreSQL tests will be skipped"; fi; }
+
+test: lint types browser-deps pg-deps unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

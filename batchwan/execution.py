@@ -18,7 +18,8 @@ from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.pricing import row_cost
 from batchwan.provider.client import Client, open_session
 from batchwan.provider.transport import Limits
-from batchwan.store.ledger import Ledger
+from batchwan.store.base import Store
+from batchwan.store.choose import open_store
 from batchwan.store.records import Snapshot, read_runs
 from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import iso_utc, now_utc
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: How often results.csv and summary.json are rewritten while a run goes on.
 REFRESH_SECONDS = 2.0
+#: How often a runner of a shared run, done with its own tasks, looks for tasks to take over.
+SHARED_RECHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,12 @@ def open_ledger(
     resubmit_unknown: bool = False,
     retry_failed: bool = False,
     max_cost: float | None = None,
-) -> tuple[Ledger, list[str]]:
+    store: str | None = None,
+) -> tuple[Store, list[str]]:
     """Open (or start) the run's record and bring it up to date with the sheet as read now."""
-    ledger = Ledger(run_dir)
+    ledger = open_store(run_dir, store)
     try:
-        ledger.claim(sheet, model, max_cost)
+        ledger.claim(sheet, model, max_cost, keys=[row.key for row in rows])
         lost = ledger.recover(resubmit_unknown=resubmit_unknown, retry_failed=retry_failed)
         # A row of unknown price is recorded at 0.0: the plan says so, and under a ceiling it
         # is held back before it gets here (pricing.hold_unpriced).
@@ -72,16 +76,19 @@ def open_ledger(
     return ledger, warnings
 
 
-def write_outputs(source: Ledger | Snapshot) -> None:
+def write_outputs(source: Store | Snapshot) -> None:
     """Rewrite results.csv and summary.json from the record, each in one step."""
     records = source.records()
     columns = json.loads(source.meta.get("columns", "[]"))
     meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
     write_results_csv(source.run_dir, records, columns)
-    write_summary(source.run_dir, summarize(records, meta, runs=read_runs(source.run_dir)))
+    summary = summarize(records, meta, runs=read_runs(source.run_dir))
+    # The store's count: it also holds earlier attempts that may have been billed.
+    summary["cost"]["committed"] = round(source.committed_cost(), 2)
+    write_summary(source.run_dir, summary)
 
 
-async def _refresh(ledger: Ledger) -> None:
+async def _refresh(ledger: Store) -> None:
     """Keep the results fresh without slowing the pool: build and write them off the loop."""
     interval = REFRESH_SECONDS
     loop = asyncio.get_running_loop()
@@ -97,7 +104,7 @@ async def _refresh(ledger: Ledger) -> None:
 
 
 async def execute(
-    ledger: Ledger,
+    ledger: Store,
     rows: Sequence[CheckedRow],
     options: RunOptions,
     endpoint: Endpoint,
@@ -119,15 +126,32 @@ async def execute(
         repeats = (
             RepeatIndex.open(endpoint.base_url, endpoint.api_key) if endpoint.api_key else None
         )
-        runner = Runner(
-            ledger, client, options, body_for=build_body, on_event=on_event, repeats=repeats
-        )
-        on_runner(runner)
+        def new_runner() -> Runner:
+            runner = Runner(
+                ledger, client, options, body_for=build_body, on_event=on_event, repeats=repeats,
+                limits=ledger.limits(options.concurrency, options.rate),
+            )  # fmt: skip
+            on_runner(runner)
+            return runner
+
+        runner = new_runner()
         sent_before, done_before = ledger.tally()
         number = ledger.begin_run(dataclasses.asdict(options))
         refresher = asyncio.create_task(_refresh(ledger))
         try:
-            return await runner.run(rows)
+            outcome = await runner.run(rows)
+            # A shared run: stay while other runners have tasks open, and take over those of
+            # runners that stopped (their lease ran out).
+            while outcome.stop is None and options.wait and not runner.stopping:
+                more = await asyncio.to_thread(ledger.more_to_follow)
+                if more is None:
+                    await asyncio.sleep(SHARED_RECHECK_SECONDS)
+                    continue
+                if not more:
+                    break
+                runner = new_runner()
+                outcome = await runner.run(rows)
+            return outcome
         finally:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -140,7 +164,7 @@ async def execute(
                 repeats.close()
 
 
-def write_final_outputs(ledger: Ledger) -> str | None:
+def write_final_outputs(ledger: Store) -> str | None:
     """The last write of results.csv and summary.json; None when done, else what went wrong.
 
     A full disk here must not hide the run's outcome: the record is what counts, and the

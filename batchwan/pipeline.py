@@ -25,10 +25,10 @@ from batchwan import events, sources
 from batchwan.errors import InputError
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome, StopReason
 from batchwan.pricing import price_book
-from batchwan.store.ledger import Ledger
+from batchwan.store.base import Store
 from batchwan.store.runlock import RunLock
-from batchwan.store.schema import STATE_FILE
-from batchwan.values import COMMITTED, DEFAULT_BASE_URL, CheckedRow, JobSpec, RowRecord, Status
+from batchwan.store.sqlite import refuse_lost_record
+from batchwan.values import DEFAULT_BASE_URL, CheckedRow, JobSpec, RowRecord, Status
 
 if TYPE_CHECKING:
     from batchwan.plan import Plan
@@ -60,6 +60,8 @@ class RunSettings:
     xlsx: bool = False
     task_deadline: float = 3600.0
     limits: Limits | None = None  # deadlines and size caps of every call; None: the defaults
+    new_record: bool = False  # start a new record where a past run's state.db is gone
+    default_store: str | None = None  # the store when neither the option nor the job names one
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,12 @@ def _prepared(
     """The checked source, once its --group-by columns are known to be among its own, with
     rows already sent from another run folder held back (see ``store.repeats``)."""
     from batchwan.outputs.groups import check_group_by
+    if settings is not None and spec.store is None and settings.default_store:
+        spec = dataclasses.replace(spec, store=settings.default_store)
+    if spec.store:  # the database driver is imported only for a run that names a store
+        from batchwan.store.choose import check_store
 
+        check_store(spec.store)
     own, notes = sources.own_columns(spec, table)
     check_group_by(spec.group_by, own)
     if settings is not None and settings.api_key and not (settings.simulate or spec.allow_repeat):
@@ -185,25 +192,32 @@ def refuse_to_overwrite(run_dir: Path, *given: Path) -> None:
             )
 
 
-def dry_plan(prepared: Prepared, settings: RunSettings) -> Plan:
-    """The plan of what a run would send and cost, from the run folder's record if any."""
+def dry_plan(prepared: Prepared, settings: RunSettings) -> tuple[Plan, list[str]]:
+    """The plan of what a run would send and cost, and what it would warn of, from the run
+    folder's record if any, read as `run` reads it (the same sheet check, the same committed
+    cost)."""
     from batchwan.plan import make_plan
-    from batchwan.store.records import read_records
+    from batchwan.store.records import check_sheet, has_record, read_committed_cost, read_records
 
+    spec = prepared.spec
+    refuse_lost_record(prepared.run_dir, new_record=settings.new_record, store=spec.store)
     existing: dict[str, Status] = {}
     committed = 0.0
-    if (prepared.run_dir / STATE_FILE).is_file():
+    warnings: list[str] = []
+    if has_record(prepared.run_dir):
+        keys = [row.key for row in prepared.rows]
+        if warning := check_sheet(prepared.run_dir, spec.sheet, keys):
+            warnings.append(warning)
         for record in read_records(prepared.run_dir):
             existing[record.key] = record.status
-            if record.status in COMMITTED:
-                committed += record.cost
-    spec = prepared.spec
-    return make_plan(
+        committed = read_committed_cost(prepared.run_dir)
+    plan = make_plan(
         prepared.rows, existing, prices=price_book(spec), concurrency=spec.concurrency,
         rate=spec.rate,
         max_cost=spec.max_cost, committed=committed, retry_failed=settings.retry_failed,
         resubmit_unknown=settings.resubmit_unknown,
     )  # fmt: skip
+    return plan, warnings
 
 
 def checked_event(rows: Sequence[CheckedRow]) -> events.RowsChecked:
@@ -284,7 +298,14 @@ class Pipeline:
         self._emit(checked_event(prepared.rows))
         self.phase = Phase.STARTING
         with contextlib.ExitStack() as stack:
-            stack.enter_context(RunLock(prepared.run_dir))
+            from batchwan.store.pgschema import is_postgres
+            from batchwan.store.sqlite import refuse_lost_record
+
+            spec = prepared.spec
+            # Runners of a shared run may share a folder; the shared store keeps them apart.
+            stack.enter_context(RunLock(prepared.run_dir, shared=is_postgres(spec.store)))
+            refuse_lost_record(prepared.run_dir, new_record=self.settings.new_record,
+                               store=spec.store)  # fmt: skip
             if while_locked is not None:
                 stack.enter_context(while_locked(prepared.run_dir))
             rows, self._sendable, warnings = _priced(prepared)
@@ -293,6 +314,7 @@ class Pipeline:
                 price_book(prepared.spec), model=prepared.spec.model,
                 resubmit_unknown=self.settings.resubmit_unknown,
                 retry_failed=self.settings.retry_failed, max_cost=prepared.spec.max_cost,
+                store=spec.store,
             )  # fmt: skip
             try:
                 _remember_choices(ledger, prepared.spec)
@@ -307,7 +329,7 @@ class Pipeline:
         return result
 
     async def _run_recorded(
-        self, ledger: Ledger, changed: list[str], notes: Sequence[str] = ()
+        self, ledger: Store, changed: list[str], notes: Sequence[str] = ()
     ) -> RunResult:
         """The pool and the final outputs; ``changed`` rows need attention, ``notes`` are said."""
         from batchwan.execution import write_final_outputs
@@ -339,7 +361,7 @@ class Pipeline:
             rows_changed=bool(changed),
         )
 
-    async def _run_pool(self, ledger: Ledger) -> RunOutcome:
+    async def _run_pool(self, ledger: Store) -> RunOutcome:
         from batchwan.execution import Endpoint, execute
 
         settings, spec = self.settings, self.prepared.spec
@@ -398,13 +420,13 @@ def _cancelling() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _to_follow(rows: Sequence[CheckedRow], ledger: Ledger) -> int:
+def _to_follow(rows: Sequence[CheckedRow], ledger: Store) -> int:
     """Rows this run will send or follow: valid, and pending or running in the record."""
     return sum(
         1
         for row in rows
         if row.status is Status.PENDING
-        and ledger.entries[row.key].status in (Status.PENDING, Status.RUNNING)
+        and ledger.entry(row.key).status in (Status.PENDING, Status.RUNNING)
     )
 
 
@@ -425,7 +447,7 @@ def _priced(prepared: Prepared) -> tuple[list[CheckedRow], list[CheckedRow], lis
     return rows, sendable, warnings
 
 
-def _remember_choices(ledger: Ledger, spec: JobSpec) -> None:
+def _remember_choices(ledger: Store, spec: JobSpec) -> None:
     """Keep what `status` and `report` need later: the breakdown, the allowed image folder."""
     import json
 
@@ -437,7 +459,7 @@ def _remember_choices(ledger: Ledger, spec: JobSpec) -> None:
         ledger.set_meta("image_root", str(spec.image_root.resolve()))
 
 
-def _write_extras(ledger: Ledger, xlsx: bool) -> str | None:
+def _write_extras(ledger: Store, xlsx: bool) -> str | None:
     """The report (always) and results.xlsx (when asked); None when done, else why not."""
     try:
         from batchwan.outputs.report import write_report

@@ -4,6 +4,8 @@
   standard csv module (the floor for any loader); peak memory of the process.
 - run: 10,000 rows through `batchwan run` against a minimal aiohttp create-and-poll loop, both
   on one simulator process with instant tasks at concurrency 64.
+- store: one runner on PostgreSQL beside one on SQLite, three runners beside one, and the cost
+  of folding the WAL into state.db after each sending mark and task id.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from bench.bench_run import run
 print(json.dumps(run(10_000)))
 """
 
+_STORE = "import json; from bench.bench_store import run; print(json.dumps(run(1000)))"
+
 
 def _measure(code: str) -> dict[str, object]:
     done = subprocess.run(
@@ -46,7 +50,9 @@ def _measure(code: str) -> dict[str, object]:
 
 def main() -> None:
     """Run each benchmark and print its figures."""
-    for name, code in (("validate", _VALIDATE), ("run", _RUN), ("startup", _STARTUP)):
+    for name, code in (
+        ("validate", _VALIDATE), ("run", _RUN), ("startup", _STARTUP), ("store", _STORE),
+    ):
         figures = _measure(code)
         print(f"== {name}")
         for key, value in figures.items():

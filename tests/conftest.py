@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# A real PostgreSQL server for the shared-store tests (started only when a test asks for it).
+pytest_plugins = ["tests.pgserver"]
+
 # No wall-clock deadline per example: these machines are shared, and a timing threshold in a
 # unit test only measures the neighbours.
 settings.register_profile("batchwan", deadline=None)

@@ -15,6 +15,7 @@ from batchwan.provider.client import Client, open_session
 from batchwan.sheet.jobfile import load_source
 from batchwan.sheet.loader import read_sheet
 from batchwan.sim.simulator import SimConfig, serve
+from batchwan.store.base import Claim
 from batchwan.store.ledger import Ledger
 from batchwan.values import CheckedRow, Status, TaskInfo
 from tests.runhelpers import write_sheet
@@ -64,9 +65,9 @@ def _note_gates(ledger: Ledger, gates: list[float]) -> None:
     """Spy on the durable mark before each create: the moment a worker passes the gate."""
     begin = ledger.begin_create
 
-    async def noting(key: str) -> None:
+    async def noting(key: str, **options: Any) -> Claim:
         gates.append(asyncio.get_running_loop().time())
-        await begin(key)
+        return await begin(key, **options)
 
     ledger.begin_create = noting  # type: ignore[method-assign]  # a spy, the call goes through
 

@@ -21,6 +21,7 @@ from batchwan.values import DEFAULT_BASE_URL
 
 KEY_VARIABLE = "MULEROUTER_API_KEY"
 BASE_URL_VARIABLE = "BATCHWAN_BASE_URL"
+STORE_VARIABLE = "BATCHWAN_STORE"
 
 
 def api_key() -> str | None:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -22,6 +23,7 @@ import click
 
 from batchwan.cli import exit_codes
 from batchwan.cli.common import (
+    STORE_VARIABLE,
     api_key,
     base_url,
     close_logging,
@@ -118,6 +120,16 @@ _SWITCH_INTERVAL = 0.0005
 @click.option(
     "--allow-repeat", is_flag=True, help="Send rows already sent from another run folder."
 )
+@click.option(
+    "--new-record",
+    is_flag=True,
+    help="Start a new record in a folder whose state.db is gone (rows may be sent again).",
+)
+@click.option(
+    "--store",
+    help="Where the record is kept: postgresql://... for a run shared by many runners "
+    "(default $BATCHWAN_STORE, else the run folder's state.db).",
+)
 @click.option("--task-deadline", type=click.FloatRange(min=1), default=3600, hidden=True)
 @click.option(
     "--create-deadline",
@@ -171,6 +183,8 @@ def run(
     include_hidden: bool,
     limit: int | None,
     allow_repeat: bool,
+    new_record: bool,
+    store: str | None,
     task_deadline: float,
     create_deadline: float,
     poll_deadline: float,
@@ -194,7 +208,7 @@ def run(
         "model": model, "out": out, "concurrency": concurrency, "rate": rate,
         "poll_interval": poll_interval, "max_cost": max_cost, "image_root": image_root,
         "group_by": _group_by(group_by), "tab": tab, "include_hidden": include_hidden or None,
-        "limit": limit, "allow_repeat": allow_repeat or None,
+        "limit": limit, "allow_repeat": allow_repeat or None, "store": store,
     }  # fmt: skip
     key = api_key()
     settings = RunSettings(
@@ -202,6 +216,7 @@ def run(
         download=not no_download, resubmit_unknown=resubmit_unknown, retry_failed=retry_failed,
         fix_images=fix_images, xlsx=xlsx, task_deadline=task_deadline,
         limits=_limits(create_deadline, poll_deadline, download_deadline, max_video_mb),
+        new_record=new_record, default_store=os.environ.get(STORE_VARIABLE) or None,
     )  # fmt: skip
     resume = _resume_command(source, out, simulate, base_url_option)
     with exit_on_errors(), _interrupted(None, resume):
@@ -216,7 +231,9 @@ def run(
             _said_on_reading(prepared, quiet)
             from batchwan.plan import format_plan
 
-            plan = dry_plan(prepared, settings)
+            plan, warnings = dry_plan(prepared, settings)
+            for warning in warnings:
+                echo(f"warning: {warning}", err=True)
             echo(format_plan(plan))
             if (limit := prepared.spec.limit) is not None and plan.new > limit:
                 echo(f"--limit {limit}: this run sends {limit} of the {plan.new} new rows; "

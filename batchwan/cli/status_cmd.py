@@ -13,8 +13,9 @@ from batchwan.cli.common import echo, no_run_message
 from batchwan.errors import InputError, StateError
 from batchwan.outputs.groups import check_group_by, parse_group_by, stored_group_by
 from batchwan.outputs.statusjson import status_document
-from batchwan.outputs.statusview import all_succeeded, load_run, render_status
+from batchwan.outputs.statusview import load_status, render_status
 from batchwan.store.records import read_meta
+from batchwan.values import Status
 
 GROUP_BY_HELP = "The sheet's own columns to break counts and cost down by, e.g. campaign,owner."
 
@@ -65,7 +66,7 @@ def status(
     """
     try:
         columns = resolve_group_by(group_by, read_meta(run_dir))
-        records, meta, summary = load_run(run_dir, columns)
+        records, counts, meta, summary = load_status(run_dir, all_rows=all_rows, group_by=columns)
     except StateError as exc:
         echo(f"Error: {no_run_message(run_dir, exc)}", err=True)
         ctx.exit(exit_codes.CANNOT_START)
@@ -75,7 +76,8 @@ def status(
     now = datetime.now(UTC)
     if as_json:
         document = status_document(
-            str(run_dir), records, meta, summary, now=now, group_by=columns, all_rows=all_rows
+            str(run_dir), records, meta, summary, now=now, group_by=columns, all_rows=all_rows,
+            counts=counts,
         )
         click.echo(json.dumps(document, indent=2, ensure_ascii=True))
     else:
@@ -86,6 +88,9 @@ def status(
         ]
         if any(facts):
             title += " (" + ", ".join(f for f in facts if f) + ")"
-        text = render_status(title, records, summary, now=now, all_rows=all_rows, group_by=columns)
+        text = render_status(
+            title, records, summary, now=now, all_rows=all_rows, group_by=columns, counts=counts
+        )
         echo(text, nl=False)
-    ctx.exit(exit_codes.OK if all_succeeded(records) else exit_codes.ROWS_NEED_ATTENTION)
+    done = set(counts) <= {Status.SUCCEEDED}
+    ctx.exit(exit_codes.OK if done else exit_codes.ROWS_NEED_ATTENTION)

@@ -38,10 +38,12 @@ def status_document(
     now: datetime,
     group_by: Sequence[str] = (),
     all_rows: bool = False,
+    counts: Mapping[Status, int] | None = None,
 ) -> dict[str, Any]:
     """What `status` shows, as data: counts, money, times, runs, breakdowns, attention rows
-    (and with ``all_rows`` every row)."""
-    head = headline(records, summary)
+    (and with ``all_rows`` every row). With ``counts`` (counted by the store), ``records`` may
+    be just the rows to list."""
+    head = headline(records, summary, counts)
     timings = summary.get("timings")
     timings = timings if isinstance(timings, Mapping) else {}
     runs = summary.get("runs")
@@ -52,7 +54,7 @@ def status_document(
         "model": meta.get("model") or None,
         "rows": head.rows,
         "counts": {s.value: head.counts[s] for s in STATUS_ORDER},
-        "all_succeeded": all(r.status is Status.SUCCEEDED for r in records),
+        "all_succeeded": all(n == 0 or s is Status.SUCCEEDED for s, n in head.counts.items()),
         "cost": {
             "currency": head.currency,
             "estimated": head.estimated,

@@ -21,7 +21,7 @@ from batchwan.outputs.groups import by_columns, by_model, by_resolution, stored_
 from batchwan.outputs.results import SUMMARY_FILE, percentile, summarize
 from batchwan.outputs.statustables import group_lines, runs_lines
 from batchwan.safe_text import clean
-from batchwan.store.records import read_meta, read_records, read_runs
+from batchwan.store.records import count_statuses, read_meta, read_records, read_runs
 from batchwan.values import RowRecord, RunLine, Status
 
 #: The order statuses are listed in everywhere: outcomes first, then what is still open.
@@ -112,12 +112,20 @@ def _section(summary: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def headline(records: Sequence[RowRecord], summary: Mapping[str, Any]) -> Headline:
+def headline(
+    records: Sequence[RowRecord],
+    summary: Mapping[str, Any],
+    counts_by_status: Mapping[Status, int] | None = None,
+) -> Headline:
     """The headline figures: counts from the records (always current), money and times from the
-    summary, render percentiles from the records when the summary has none."""
+    summary, render percentiles from the records when the summary has none. With
+    ``counts_by_status`` (counted by the store), ``records`` may be just the rows to list."""
     counts = dict.fromkeys(STATUS_ORDER, 0)
-    for record in records:
-        counts[record.status] += 1
+    if counts_by_status is not None:
+        counts.update(counts_by_status)
+    else:
+        for record in records:
+            counts[record.status] += 1
     cost = _section(summary, "cost")
     video = _section(summary, "video_seconds")
     timings = _section(summary, "timings")
@@ -133,7 +141,7 @@ def headline(records: Sequence[RowRecord], summary: Mapping[str, Any]) -> Headli
         p90 = percentile(durations, 0.9)
     by_resolution = video.get("by_resolution")
     return Headline(
-        rows=len(records),
+        rows=sum(counts.values()),
         counts=counts,
         currency=str(cost.get("currency") or "USD"),
         estimated=_number(cost.get("estimated")),
@@ -244,11 +252,6 @@ def resolution_order(by_resolution: Mapping[str, float]) -> list[tuple[str, floa
     return sorted(by_resolution.items(), key=key)
 
 
-def all_succeeded(records: Iterable[RowRecord]) -> bool:
-    """True when every row succeeded: `status` then exits 0."""
-    return all(r.status is Status.SUCCEEDED for r in records)
-
-
 def _figure_lines(head: Headline) -> list[str]:
     cost = (
         f"estimated {format_money(head.estimated, head.currency)}"
@@ -339,11 +342,13 @@ def render_status(
     cap: int = ATTENTION_CAP,
     all_rows: bool = False,
     group_by: Sequence[str] = (),
+    counts: Mapping[Status, int] | None = None,
 ) -> str:
     """The text of `batchwan status`: counts, money, times, breakdowns by model, resolution and
     ``group_by``, the runs, then the rows that need attention (with ``all_rows``: every row,
-    with its video or its error)."""
-    head = headline(records, summary)
+    with its video or its error). With ``counts`` (counted by the store), ``records`` may be
+    just the rows to list."""
+    head = headline(records, summary, counts)
     lines = [one_line(title, 200), ""]
     count_w = max(5, len(f"{head.rows:,}"))
     lines.extend(
@@ -360,6 +365,33 @@ def render_status(
     return "\n".join(lines) + "\n"
 
 
+def load_status(
+    run_dir: Path, *, all_rows: bool = False, group_by: Sequence[str] | None = None
+) -> tuple[list[RowRecord], dict[Status, int], dict[str, str], dict[str, Any]]:
+    """What `status` shows, without building a record per row when it can: the counts by SQL,
+    records only of the rows it lists (every row with ``all_rows``), and the breakdowns from
+    summary.json when it has those asked for."""
+    counts = count_statuses(run_dir)
+    listed = None if all_rows else ATTENTION | {Status.RUNNING}
+    records = read_records(run_dir, listed)
+    meta = read_meta(run_dir)
+    columns = stored_group_by(meta) if group_by is None else tuple(group_by)
+    summary = _stored_summary(run_dir)
+    if summary is None or summary.get("group_by") != list(columns) or "breakdowns" not in summary:
+        # Rare (no summary yet, or another --group-by): work it out from every row.
+        return (records, counts, *load_run(run_dir, columns)[1:])
+    return records, counts, meta, summary
+
+
+def _stored_summary(run_dir: Path) -> dict[str, Any] | None:
+    """summary.json as the run last wrote it; None when missing, half-written or damaged."""
+    try:
+        loaded = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 def load_run(
     run_dir: Path, group_by: Sequence[str] | None = None
 ) -> tuple[list[RowRecord], dict[str, str], dict[str, Any]]:
@@ -368,14 +400,7 @@ def load_run(
     the folder holds no readable run."""
     records = read_records(run_dir)
     meta = read_meta(run_dir)
-    summary: dict[str, Any] | None = None
-    summary_path = run_dir / SUMMARY_FILE
-    if summary_path.is_file():
-        try:
-            loaded = json.loads(summary_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            loaded = None  # half-written or damaged: work it out again below
-        summary = loaded if isinstance(loaded, dict) else None
+    summary = _stored_summary(run_dir)  # None: work it out again below
     columns = stored_group_by(meta) if group_by is None else tuple(group_by)
     if summary is None:
         summary = dict(summarize(records, meta, runs=_runs(run_dir), group_by=columns))

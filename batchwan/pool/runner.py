@@ -34,7 +34,7 @@ from batchwan.errors import (
 )
 from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
 from batchwan.safe_text import one_line
-from batchwan.store.ledger import Ledger
+from batchwan.store.base import Claim, Store
 from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
@@ -142,13 +142,14 @@ class Runner:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: Store,
         client: ApiClient,
         options: RunOptions,
         *,
         body_for: Callable[[CheckedRow], dict[str, Any]],
         on_event: Callable[[RunEvent], None] = lambda event: None,
         repeats: RepeatIndex | None = None,
+        limits: tuple[InFlight, CreateWindow] | None = None,
     ) -> None:
         self.ledger = ledger
         self._repeats = repeats  # creates sent from every run folder, to never repeat one
@@ -165,13 +166,15 @@ class Runner:
         self._stop_message: str | None = None
         self._fatal: StateError | None = None  # the record could not be written: stop, report
         self._unreachable = 0  # creates in a row, across workers, that never reached the provider
-        self._in_flight = InFlight(options.concurrency)
-        self._window = CreateWindow(options.rate)
+        # A shared store counts these across runners; by default they are this process's own.
+        self._in_flight, self._window = limits or (
+            InFlight(options.concurrency),
+            CreateWindow(options.rate),
+        )
         self._pause = SharedPause()
         self._polls = asyncio.Semaphore(options.poll_concurrency)
         self._downloads = asyncio.Semaphore(options.download_concurrency)
         self._followers: set[asyncio.Task[None]] = set()
-        self._committed = 0.0
         self._rows_by_key: dict[str, CheckedRow] = {}
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
         self._taken_names: set[str] | None = None  # video files chosen in this run folder
@@ -194,6 +197,11 @@ class Runner:
         if reason is not StopReason.BUDGET:
             self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the run was told to stop (a signal, the account, an internal error)."""
+        return self._stopping.is_set()
+
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless the run is stopping; True when it is.
 
@@ -208,16 +216,16 @@ class Runner:
     async def run(self, rows: Sequence[CheckedRow]) -> RunOutcome:
         """Submit every pending row, follow every running task, and download every video."""
         self._rows_by_key = {row.key: row for row in rows if row.status is Status.PENDING}
-        self._committed = self.ledger.committed_cost()
-        entries = self.ledger.entries
-        for entry in entries.values():
+        for entry in self.ledger.tasks_to_follow():
             if entry.status is Status.RUNNING and entry.task_id:
                 self._in_flight.take()
                 self._follow(self._poll(entry), entry)
             elif self._download_due(entry):
                 self._follow(self._download(entry), entry)
         queue = deque(
-            row for row in self._rows_by_key.values() if entries[row.key].status is Status.PENDING
+            row
+            for row in self._rows_by_key.values()
+            if self.ledger.entry(row.key).status is Status.PENDING
         )
         log.info(
             "run start: %s rows to send, %s tasks to follow; concurrency %s, rate %s/s, "
@@ -332,13 +340,13 @@ class Runner:
                 if not accepted:
                     await self._in_flight.release()
             if accepted:
-                entry = self.ledger.entries[row.key]
+                entry = self.ledger.entry(row.key)
                 self._follow(self._poll(entry, self._accepted_at.pop(row.key, None)), entry)
 
     async def _submit_broke(self, row: CheckedRow, exc: Exception) -> bool:
         """Settle a row whose submission hit an unexpected error; True if it was accepted."""
         log.error("row %s: unexpected error: %r", row.position, exc, exc_info=exc)
-        entry = self.ledger.entries[row.key]
+        entry = self.ledger.entry(row.key)
         if entry.status is Status.RUNNING:
             return True
         if entry.sending:  # the create may have reached the provider
@@ -350,13 +358,8 @@ class Runner:
             await self.ledger.create_settled(row.key, Status.PENDING, f"not sent: {one_line(exc)}")
         return False
 
-    def _over_budget(self, entry: TaskEntry) -> bool:
-        limit = self.options.max_cost
-        return limit is not None and self._committed + entry.cost > limit + 1e-9
-
     async def _submit(self, row: CheckedRow) -> bool:
         """Send one row's create, retrying only what surely was not accepted; True if accepted."""
-        entry = self.ledger.entries[row.key]
         try:
             body = await self._body(row)
         except (InputError, OSError) as exc:  # e.g. the image vanished since it was checked
@@ -371,15 +374,16 @@ class Runner:
             if self._no_more_creates.is_set():
                 self._window.release_later()
                 return False
-            if self._over_budget(entry):
-                self._window.release_later()
-                await self._refuse_budget(row)
-                raise _StopRun
-            self._committed += entry.cost  # counted before the await: no other worker slips in
             self._on_wire += 1
             self._wire_idle.clear()
             try:
-                await self.ledger.begin_create(row.key)
+                # The store checks the budget and marks the row, in one step.
+                claim = await self.ledger.begin_create(row.key, max_cost=self.options.max_cost)
+                if claim is Claim.BUDGET:
+                    await self._refuse_budget(row)
+                    raise _StopRun
+                if claim is Claim.TAKEN:  # another runner of a shared run has it
+                    return False
                 if self._repeats is not None:
                     await self._repeats.about_to_send(row, self.ledger.run_dir)
                 log.info("row %s: create sent (try %s)", row.position, attempt + 1)
@@ -401,8 +405,7 @@ class Runner:
                 received = not (exc.safe_to_resend or isinstance(exc, Rejected | AccountError))
                 if self._repeats is not None and not received:
                     await self._repeats.not_sent(row, self.ledger.run_dir)
-                self._committed -= entry.cost if exc.safe_to_resend else 0.0
-                if not await self._create_failed(row, entry, exc, attempt):
+                if not await self._create_failed(row, exc, attempt):
                     return False
                 continue
             finally:
@@ -427,9 +430,7 @@ class Runner:
         # Reading and encoding an image of up to 10 MB would stall every other worker.
         return await asyncio.to_thread(self._body_for, row)
 
-    async def _create_failed(
-        self, row: CheckedRow, entry: TaskEntry, exc: ApiError, attempt: int
-    ) -> bool:
+    async def _create_failed(self, row: CheckedRow, exc: ApiError, attempt: int) -> bool:
         """Record why a create failed; True when it may be sent again."""
         where = f"row {row.position}"
         if isinstance(exc, AccountError):
@@ -440,7 +441,6 @@ class Runner:
             # No such endpoint: a wrong --base-url or --model, the same for every row of this
             # row's model. Rows of other models go on; when no model is left and none was ever
             # accepted, the base URL itself is wrong: stop before polls mark old tasks lost.
-            self._committed -= entry.cost
             message = f"not sent: {exc}; check --base-url and --model, then run again"
             self._no_endpoint.add(row.model)
             same = [key for key, other in self._rows_by_key.items() if other.model == row.model]
@@ -449,14 +449,13 @@ class Runner:
             waiting = {
                 other.model
                 for key, other in self._rows_by_key.items()
-                if self.ledger.entries[key].status is Status.PENDING
+                if self.ledger.entry(key).status is Status.PENDING
             }
             if waiting <= self._no_endpoint and not self._accepted_any:
                 self.stop(StopReason.NO_ENDPOINT, message)
                 raise _StopRun from exc
             return False
         if isinstance(exc, Rejected):
-            self._committed -= entry.cost
             await self.ledger.create_settled(row.key, Status.FAILED, str(exc))
             self._emit(RunEvent("finished", f"{where}: rejected: {exc}", Status.FAILED))
             log.warning("%s: rejected: %s (trace %s)", where, exc, exc.trace_id)
@@ -506,7 +505,7 @@ class Runner:
         limit = self.options.max_cost or 0.0
         message = (
             f"not sent: --max-cost ${limit:.2f} reached "
-            f"(${self._committed:.2f} committed in this run folder)"
+            f"(${self.ledger.committed_cost():.2f} committed in this run)"
         )
         self.stop(StopReason.BUDGET, f"row {row.position}: {message}")
         await self.ledger.settle_pending(self._rows_by_key, message)
@@ -576,7 +575,6 @@ class Runner:
             f"({self.options.not_found_limit} lookups answered 404): {exc}"
         )
         await self.ledger.task_finished(entry.key, Status.FAILED, error=message)
-        self._committed -= entry.cost
         self._emit(RunEvent("finished", message, Status.FAILED))
         log.warning("task %s: lost: %s (trace %s)", entry.task_id, message, exc.trace_id)
 
@@ -585,6 +583,7 @@ class Runner:
         where = f"row {row.position}" if row else f"task {entry.task_id}"
         if info.state is TaskState.SUCCEEDED and info.videos:
             await self.ledger.task_finished(entry.key, Status.SUCCEEDED, video_url=info.videos[0])
+            entry = self.ledger.entry(entry.key)
             self._emit(RunEvent("finished", f"{where}: succeeded", Status.SUCCEEDED))
             log.info("%s: task %s succeeded (trace %s)", where, entry.task_id, info.trace_id)
             if self._download_due(entry):
@@ -594,7 +593,6 @@ class Runner:
             message = f"the provider reported success but returned no video (task {info.task_id})"
         else:
             message = f"the provider failed the task: {info.error or 'no reason given'}"
-        self._committed -= entry.cost  # failed tasks are not billed
         await self.ledger.task_finished(entry.key, Status.FAILED, error=message)
         self._emit(RunEvent("finished", f"{where}: {message}", Status.FAILED))
         log.warning("%s: %s (trace %s)", where, message, info.trace_id)
@@ -612,7 +610,7 @@ class Runner:
     def _new_video_name(self, entry: TaskEntry) -> str:
         """A name no other row of this run folder has had or will get (rows move when inserted)."""
         if self._taken_names is None:
-            self._taken_names = {e.video_file for e in self.ledger.entries.values() if e.video_file}
+            self._taken_names = self.ledger.video_files()
         name = video_name(self._rows_by_key.get(entry.key), entry.task_id or "")
         relative = f"{VIDEOS_DIR}/{name}"
         if relative in self._taken_names or (self.ledger.run_dir / relative).exists():

@@ -45,6 +45,7 @@ JOB_KEYS: tuple[str, ...] = (
     "delimiter",
     "limit",
     "allow_repeat",
+    "store",
 )
 
 #: The same bounds as the command line's --concurrency, --rate and --poll-interval: a rate of
@@ -94,6 +95,8 @@ def _job_spec(path: Path, data: dict[Any, Any]) -> JobSpec:
     if data.get("group_by") is not None:
         kwargs["group_by"] = _group_by(path, data["group_by"])
     kwargs.update(_sheet_keys(path, base, data))
+    if data.get("store") is not None:
+        kwargs["store"] = _text(path, "store", data["store"])
     spec = JobSpec(**kwargs)
     log.debug("job file %s: sheet %s", path, spec.sheet)
     return spec

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from batchwan.errors import StateError
+from batchwan.store.runlock import run_is_live
 from batchwan.store.schema import LOST_ANSWER, STATE_FILE, TaskEntry, connect, now_utc, parse_iso
+from batchwan.store.sheetmatch import match_sheet
 from batchwan.values import CheckedRow, RowRecord, RunLine, Status
 
 
@@ -26,6 +29,10 @@ class Snapshot:
     sheet_rows: list[CheckedRow]
     entries: dict[str, TaskEntry]
     notes: dict[int, str]
+
+    def committed_cost(self) -> float:
+        """USD of every create that was or may have been billed, as the store counts it."""
+        return sum(entry.committed for entry in self.entries.values())
 
     def records(self) -> list[RowRecord]:
         """The sheet's rows with what the record knew of each, in sheet order."""
@@ -95,23 +102,94 @@ def _merged(
     )  # fmt: skip
 
 
+def _shared(run_dir: Path) -> tuple[str, str] | None:
+    """(store URL, run name) when the run folder's record is in a shared store."""
+    if not (run_dir / "store.json").is_file():
+        return None
+    from batchwan.store.pgschema import read_pointer
+
+    pointer = read_pointer(run_dir) or {}
+    return str(pointer["store"]), str(pointer["run"])
+
+
+def has_record(run_dir: Path) -> bool:
+    """Whether the run folder has a record to read (its state.db, or a shared store's)."""
+    return (run_dir / STATE_FILE).is_file() or _shared(run_dir) is not None
+
+
 def read_meta(run_dir: Path) -> dict[str, str]:
     """The run folder's metadata (sheet, model, start times), read-only."""
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        return pgread.read_meta(*shared)
     with _ReadOnly(run_dir) as conn:
         return dict(conn.execute("SELECT name, value FROM meta"))
 
 
-def read_records(run_dir: Path) -> list[RowRecord]:
-    """Every row of the last sheet read, with its record, in sheet order; read-only."""
+#: What a reader shows for a row whose create is on the wire while its run is alive.
+BEING_SENT = "the create is being sent now"
+
+#: A row's status as readers show it, in SQL over ``sheet_rows s LEFT JOIN tasks t``; the one
+#: parameter is what a row being sent shows (running while its run is alive, else unknown).
+_SHOWN = (
+    "CASE WHEN s.status != 'pending' OR t.key IS NULL THEN s.status "
+    "WHEN t.sending = 1 THEN ? ELSE t.status END"
+)
+
+
+def read_records(run_dir: Path, statuses: Collection[Status] | None = None) -> list[RowRecord]:
+    """Every row of the last sheet read (or those in ``statuses``), in sheet order; read-only.
+
+    A row caught mid-send is ``running`` while its run is alive (the create is on the wire),
+    and ``unknown`` once that run is gone (its answer was lost).
+    """
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        return pgread.read_records(*shared, statuses)
+    live = run_is_live(run_dir)
     with _ReadOnly(run_dir) as conn:
-        entries = {r["key"]: TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")}
-        rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
-    return list(_records_from_db(rows, entries))
+        if statuses is None:
+            tasks = conn.execute("SELECT * FROM tasks")
+            rows = conn.execute("SELECT * FROM sheet_rows ORDER BY position").fetchall()
+        else:  # only the rows asked for are read and built: status lists few of 100,000
+            wanted = sorted(s.value for s in statuses)
+            shown = f"({_SHOWN}) IN ({','.join('?' * len(wanted))})"
+            sending = Status.RUNNING.value if live else Status.UNKNOWN.value
+            params = (sending, *wanted)
+            rows = conn.execute(
+                f"SELECT s.* FROM sheet_rows s LEFT JOIN tasks t ON t.key = s.key "
+                f"WHERE {shown} ORDER BY s.position",
+                params,
+            ).fetchall()
+            tasks = conn.execute(
+                f"SELECT t.* FROM sheet_rows s JOIN tasks t ON t.key = s.key WHERE {shown}",
+                params,
+            )
+        entries = {r["key"]: TaskEntry.from_db(r) for r in tasks}
+    return list(records_from_rows(rows, entries, live=live))
 
 
-def _records_from_db(
-    rows: Iterable[sqlite3.Row], entries: dict[str, TaskEntry]
+def count_statuses(run_dir: Path) -> dict[Status, int]:
+    """How many rows of the last sheet read have each status, counted by SQL; read-only."""
+    if _shared(run_dir):
+        return dict(Counter(r.status for r in read_records(run_dir)))
+    live = run_is_live(run_dir)
+    query = f"""
+        SELECT {_SHOWN} AS shown, COUNT(*)
+        FROM sheet_rows s LEFT JOIN tasks t ON t.key = s.key
+        GROUP BY shown
+    """
+    sending = Status.RUNNING.value if live else Status.UNKNOWN.value
+    with _ReadOnly(run_dir) as conn:
+        return {Status(name): n for name, n in conn.execute(query, (sending,))}
+
+
+def records_from_rows(
+    rows: Iterable[sqlite3.Row | Mapping[str, Any]], entries: dict[str, TaskEntry], *, live: bool
 ) -> Iterable[RowRecord]:
+    """Records from the stored sheet rows and entries; ``live``: a run is sending now."""
     for r in rows:
         status = Status(r["status"])
         base = RowRecord(
@@ -132,7 +210,9 @@ def _records_from_db(
         )
         entry = entries.get(r["key"])
         if status is Status.PENDING and entry is not None:
-            if entry.sending:
+            if entry.sending and live:
+                entry = replace(entry, status=Status.RUNNING, error=BEING_SENT)
+            elif entry.sending:
                 entry = replace(entry, status=Status.UNKNOWN, error=entry.error or LOST_ANSWER)
             merged = _merged(base.position, base.key, base.row_id, base.prompt, base.image,
                              base.extra, entry, r["error"])  # fmt: skip
@@ -141,8 +221,40 @@ def _records_from_db(
             yield base
 
 
+def read_committed_cost(run_dir: Path) -> float:
+    """USD of every create that was or may have been billed, as the running store counts it."""
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        return pgread.committed_cost(*shared)
+    with _ReadOnly(run_dir) as conn:
+        entries = [TaskEntry.from_db(r) for r in conn.execute("SELECT * FROM tasks")]
+    return sum(e.committed for e in entries)
+
+
+def check_sheet(run_dir: Path, sheet: Path, keys: Collection[str]) -> str | None:
+    """The sheet check `run` makes, read-only: a warning for a moved sheet, StateError for
+    another sheet, None when the record was made from this very file."""
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        owner = pgread.read_meta(*shared).get("sheet")
+        recorded = pgread.recorded_keys(*shared)
+        # Raises for another sheet; a path of its own on each machine is no news.
+        match_sheet(f"shared run {shared[1]!r}", owner, str(sheet.resolve()), recorded, keys)
+        return None
+    with _ReadOnly(run_dir) as conn:
+        owner = dict(conn.execute("SELECT name, value FROM meta")).get("sheet")
+        recorded = [k for (k,) in conn.execute("SELECT DISTINCT key FROM sheet_rows")]
+    return match_sheet(str(run_dir), owner, str(sheet.resolve()), recorded, keys).warning
+
+
 def read_runs(run_dir: Path) -> list[RunLine]:
     """Every invocation of `run` on this folder, oldest first; read-only."""
+    if shared := _shared(run_dir):
+        from batchwan.store import pgread
+
+        return pgread.read_runs(*shared)
     with _ReadOnly(run_dir) as conn:
         rows = conn.execute("SELECT * FROM runs ORDER BY number").fetchall()
     return [

@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchwan.values import Status
+from batchwan.values import COMMITTED, Status
 
 STATE_FILE = "state.db"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     finished_at TEXT,
     cost REAL NOT NULL,
     resolution TEXT NOT NULL,
-    duration INTEGER NOT NULL
+    duration INTEGER NOT NULL,
+    prior_cost REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sheet_rows (
     position INTEGER PRIMARY KEY,
@@ -70,19 +72,25 @@ ADDED_SHEET_COLUMNS = {
 }
 
 
+#: Columns added to ``tasks`` since: ``prior_cost`` is what earlier attempts of a row that may
+#: have been billed cost (an ``unknown`` row sent again), so the budget never forgets them.
+ADDED_TASK_COLUMNS = {"prior_cost": "REAL NOT NULL DEFAULT 0"}
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Create the tables, and add the columns an older record lacks."""
     conn.executescript(SCHEMA)
-    have = {r[1] for r in conn.execute("PRAGMA table_info(sheet_rows)")}
-    for name, definition in ADDED_SHEET_COLUMNS.items():
-        if name not in have:
-            conn.execute(f"ALTER TABLE sheet_rows ADD COLUMN {name} {definition}")
+    for table, added in (("sheet_rows", ADDED_SHEET_COLUMNS), ("tasks", ADDED_TASK_COLUMNS)):
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, definition in added.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
     conn.commit()
 
 
 TASK_COLUMNS = (
     "key, content_hash, status, model, task_id, video_url, video_file, error, attempts, "
-    "sending, submitted_at, finished_at, cost, resolution, duration"
+    "sending, submitted_at, finished_at, cost, resolution, duration, prior_cost"
 )
 
 LOST_ANSWER = (
@@ -124,6 +132,14 @@ class TaskEntry:
     sending: bool = False
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
+    prior_cost: float = 0.0
+
+    @property
+    def committed(self) -> float:
+        """USD this row may have cost: earlier possibly-billed attempts, and the current one
+        while it is being sent, running, done or unknown (failed tasks are not billed)."""
+        now = self.cost if self.sending or self.status in COMMITTED else 0.0
+        return self.prior_cost + now
 
     def as_params(self) -> tuple[Any, ...]:
         """The entry as one INSERT's parameters, in ``TASK_COLUMNS`` order."""
@@ -143,10 +159,11 @@ class TaskEntry:
             self.cost,
             self.resolution,
             self.duration,
+            self.prior_cost,
         )
 
     @classmethod
-    def from_db(cls, row: sqlite3.Row) -> TaskEntry:
+    def from_db(cls, row: sqlite3.Row | Mapping[str, Any]) -> TaskEntry:
         """Rebuild an entry from its table row."""
         return cls(
             key=row["key"],
@@ -164,6 +181,7 @@ class TaskEntry:
             sending=bool(row["sending"]),
             submitted_at=parse_iso(row["submitted_at"]),
             finished_at=parse_iso(row["finished_at"]),
+            prior_cost=row["prior_cost"],
         )
 
 

@@ -1,0 +1,192 @@
+"""The one thread that writes state.db: group commits, checkpoints, and a watch on the file.
+
+Everything queued so far is committed in one transaction (group commit): each caller still
+waits for its own change to be durable, but 64 workers share one fsync instead of paying one
+each. After a commit that holds a "sending" mark or a task id, the WAL is checkpointed into
+state.db itself, so a copy of state.db without its ``-wal`` still knows every create that was
+sent. Before each commit the writer checks that state.db (and its ``-wal``) are still the files
+it opened: a record deleted or replaced under a running run must stop the run, not be written
+into a file nobody will ever read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchwan.errors import StateError
+from batchwan.store.schema import connect
+
+log = logging.getLogger(__name__)
+
+#: Even without a critical change, fold the WAL into state.db at least this often.
+CHECKPOINT_SECONDS = 5.0
+
+Statement = tuple[str, Sequence[Any]]
+
+
+@dataclass
+class Batch:
+    """Statements one caller wants durable together; ``critical`` asks for a checkpoint."""
+
+    statements: list[Statement]
+    loop: asyncio.AbstractEventLoop | None
+    waiter: Any  # an asyncio.Future on ``loop``, or a _Done for a thread
+    critical: bool = False
+
+
+class Done(threading.Event):
+    """A thread's wait for its writes, with the error if they failed."""
+
+    error: BaseException | None = None
+
+
+@dataclass
+class _FileId:
+    """Which file a path named when it was opened (device and inode)."""
+
+    path: Path
+    ident: tuple[int, int] | None = field(default=None)
+
+    def remember(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(self.path)
+            self.ident = (st.st_dev, st.st_ino)
+
+    def problem(self) -> str | None:
+        """Why this path no longer names the file first seen there, or None."""
+        if self.ident is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return f"{self.path.name} was deleted"
+        if (st.st_dev, st.st_ino) != self.ident:
+            return f"{self.path.name} was replaced by another file"
+        return None
+
+
+class Writer:
+    """Owns the write connection; commits queued batches in groups on its own thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._conn = connect(path)
+        self._files = [_FileId(path), _FileId(path.with_name(path.name + "-wal"))]
+        for file in self._files:
+            file.remember()
+        self._broken: str | None = None
+        self._last_checkpoint = time.monotonic()
+        self.changes = 0  # rows changed by every commit so far (tests count writes with it)
+        self._thread = threading.Thread(target=self._loop, name="batchwan-record", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: Batch) -> None:
+        """Queue a batch; its waiter is settled once the batch is durable (or failed)."""
+        self._queue.put(batch)
+
+    def write_now(self, statements: list[Statement], *, critical: bool = False) -> None:
+        """Write from a thread that may block: return once durable, raise StateError if not."""
+        done = Done()
+        self.submit(Batch(statements, None, done, critical))
+        done.wait()
+        if done.error is not None:
+            raise StateError(f"{self.path}: could not write the run's record: {done.error}")
+
+    def close(self) -> None:
+        """Commit what is queued, fold the WAL into state.db, and stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._broken is None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.close()
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            items = [self._queue.get()]
+            while True:  # take everything queued so far into one transaction
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in items
+            work = [item for item in items if item is not None]
+            if not work:
+                continue
+            error: BaseException | None = None
+            try:
+                self._commit(work)
+            # Any failure at all must reach the callers: a writer thread that died silently
+            # would leave every worker waiting for a commit that never comes.
+            except Exception as exc:
+                error = exc
+            settle_all(work, error)
+
+    def _commit(self, work: list[Batch]) -> None:
+        if self._broken is None:
+            self._broken = next((p for f in self._files if (p := f.problem())), None)
+        if self._broken is not None:
+            raise StateError(
+                f"{self._broken} while the run was writing it; stopped sending. Nothing more "
+                "can be recorded there: look for what removed it before running again"
+            )
+        before = self._conn.total_changes
+        with self._conn:
+            for batch in work:
+                for sql, params in batch.statements:
+                    self._conn.execute(sql, params)
+        self.changes += self._conn.total_changes - before
+        if self._files[1].ident is None:
+            self._files[1].remember()  # the WAL appears with the first commit
+        now = time.monotonic()
+        if any(b.critical for b in work) or now - self._last_checkpoint > CHECKPOINT_SECONDS:
+            self._checkpoint(now)
+
+    def _checkpoint(self, now: float) -> None:
+        busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if busy:  # a reader holds an old snapshot; the next commit tries again
+            log.debug("checkpoint of %s postponed: a reader is busy", self.path)
+        self._last_checkpoint = now
+
+
+def settle_all(work: list[Batch], error: BaseException | None) -> None:
+    """Tell every caller of a group that its writes are durable (or failed).
+
+    Coroutines on one loop are woken with one hand-off for the whole group, not one each.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for batch in work:
+        if batch.loop is None:  # a thread waiting on a Done
+            batch.waiter.error = error
+            batch.waiter.set()
+        else:
+            by_loop.setdefault(batch.loop, []).append(batch.waiter)
+    for loop, futures in by_loop.items():
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_futures, futures, error)
+
+
+def _settle_futures(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        elif isinstance(error, StateError):
+            future.set_exception(StateError(str(error)))
+        else:
+            future.set_exception(StateError(f"could not write the run's record: {error!r}"))

@@ -1,0 +1,133 @@
+"""The PostgreSQL store's own plumbing: migrations, an unreachable server, the run's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from batchwan.errors import StateError
+from batchwan.store.pgschema import migrations, read_pointer
+from batchwan.store.postgres import PostgresStore
+from tests.runhelpers import invoke, write_sheet
+
+
+def test_migrations_are_applied_once_and_recorded(tmp_path: Path, pg_url: str) -> None:
+    """Every shipped migration is applied in order, once, however many runners open the store."""
+    shipped = migrations()
+    assert [number for number, _, _ in shipped] == sorted({n for n, _, _ in shipped})
+    for i in range(2):
+        PostgresStore(pg_url, tmp_path / f"m{i}" / "spring").close()
+    with psycopg.connect(pg_url) as conn:
+        applied = conn.execute("SELECT version, name FROM bw_schema ORDER BY version").fetchall()
+    assert applied == [(number, name) for number, name, _ in shipped]
+
+
+def test_the_run_is_named_by_its_folder_and_the_folder_points_at_the_store(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """--out .../spring is the run `spring`; store.json says where its record is."""
+    store = PostgresStore(pg_url, tmp_path / "a" / "spring")
+    store.close()
+    assert store.run == "spring"
+    assert read_pointer(tmp_path / "a" / "spring") == {"store": pg_url, "run": "spring"}
+
+
+def test_an_unreachable_store_is_one_clear_message(tmp_path: Path) -> None:
+    """No server at the URL: StateError naming it; the CLI exits 2 and sends nothing."""
+    url = f"postgresql://nobody@/db?host={tmp_path}&connect_timeout=2"
+    with pytest.raises(StateError, match="cannot reach the shared store"):
+        PostgresStore(url, tmp_path / "run")
+    sheet = write_sheet(tmp_path, 1)
+    result = invoke(["run", str(sheet), "--simulate", "--store", url, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "cannot reach the shared store" in result.output
+
+
+def test_a_folder_never_switches_between_its_own_record_and_a_shared_one(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A state.db folder run with --store, or a shared-store folder run without: exit 2, with
+    the fix, nothing sent."""
+    from batchwan.sim.simulator import SimConfig, serve_in_thread
+    from tests.runhelpers import fast_options
+
+    sheet = write_sheet(tmp_path, 2)
+    own, shared = tmp_path / "own", tmp_path / "shared"
+    with serve_in_thread(SimConfig()) as sim:
+        assert invoke(["run", str(sheet), *fast_options(sim.base_url, own)]).exit_code == 0
+        to_shared = invoke(["run", str(sheet), *fast_options(sim.base_url, own, "--store", pg_url)])
+        first = invoke(["run", str(sheet), *fast_options(sim.base_url, shared, "--store", pg_url)])
+        assert first.exit_code == 0, first.output
+        to_own = invoke(["run", str(sheet), *fast_options(sim.base_url, shared)])
+        assert sim.sim.stats()["creates_received"] == 4
+    assert to_shared.exit_code == 2
+    assert "a shared store would send its rows again" in to_shared.output
+    assert to_own.exit_code == 2
+    assert f"run with --store {pg_url}" in to_own.output
+
+
+def _expire(pg_url: str, store: PostgresStore) -> None:
+    """Make ``store``'s runner look dead: its lease in the past, its heartbeat stopped."""
+    store._heart.stop()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE bw_runners SET lease = now() - interval '1 minute' WHERE runner = %s",
+            (store.runner,),
+        )
+
+
+async def test_a_dead_runners_tasks_are_adopted_and_its_sends_become_unknown(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Runner A accepts one row and is mid-send on another, then dies: runner B follows the
+    accepted task and shows the other row unknown; while A lived, readers showed it running."""
+    from batchwan.store.base import Claim
+    from batchwan.store.records import BEING_SENT, read_records
+    from batchwan.values import Status
+    from tests.storehelpers import MODEL, ROW_COST, checked_rows
+
+    rows = checked_rows(tmp_path, 3)
+    keys = [r.key for r in rows]
+
+    def ready(name: str) -> PostgresStore:
+        store = PostgresStore(pg_url, tmp_path / name / "spring")
+        store.claim(tmp_path / "sheet.csv", MODEL, keys=keys)
+        store.recover(resubmit_unknown=False, retry_failed=False)
+        store.sync_sheet(rows, [ROW_COST] * 3, [])
+        return store
+
+    a = ready("a")
+    await a.begin_create(keys[0])
+    await a.create_accepted(keys[0], "task-a")
+    assert await a.begin_create(keys[1]) is Claim.SENDING
+    live = read_records(tmp_path / "a" / "spring")
+    assert (live[1].status, live[1].error) == (Status.RUNNING, BEING_SENT)
+    _expire(pg_url, a)
+    b = ready("b")
+    try:
+        followed = b.tasks_to_follow()
+        assert [(e.key, e.task_id) for e in followed] == [(keys[0], "task-a")]
+        statuses = [r.status for r in read_records(tmp_path / "b" / "spring")]
+        assert statuses == [Status.RUNNING, Status.UNKNOWN, Status.PENDING]
+        assert await b.begin_create(keys[1]) is Claim.TAKEN  # never resent unasked
+    finally:
+        b.close()
+        a._executor.shutdown()
+        a._pool.close()
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_without_postgresql_the_tests_skip_locally_and_fail_in_ci(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    """No initdb anywhere: a skip with the reason on a workstation, a failure in CI."""
+    from tests import pgserver
+
+    monkeypatch.setattr(pgserver, "find_bindir", lambda: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="initdb"), pgserver.running_server():
+        pass
