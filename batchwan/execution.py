@@ -126,6 +126,7 @@ async def execute(
         repeats = (
             RepeatIndex.open(endpoint.base_url, endpoint.api_key) if endpoint.api_key else None
         )
+
         def new_runner() -> Runner:
             runner = Runner(
                 ledger, client, options, body_for=build_body, on_event=on_event, repeats=repeats,

@@ -153,6 +153,7 @@ def _prepared(
     """The checked source, once its --group-by columns are known to be among its own, with
     rows already sent from another run folder held back (see ``store.repeats``)."""
     from batchwan.outputs.groups import check_group_by
+
     if settings is not None and spec.store is None and settings.default_store:
         spec = dataclasses.replace(spec, store=settings.default_store)
     if spec.store:  # the database driver is imported only for a run that names a store

@@ -51,7 +51,10 @@ def _measure(code: str) -> dict[str, object]:
 def main() -> None:
     """Run each benchmark and print its figures."""
     for name, code in (
-        ("validate", _VALIDATE), ("run", _RUN), ("startup", _STARTUP), ("store", _STORE),
+        ("validate", _VALIDATE),
+        ("run", _RUN),
+        ("startup", _STARTUP),
+        ("store", _STORE),
     ):
         figures = _measure(code)
         print(f"== {name}")

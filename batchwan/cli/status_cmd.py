@@ -76,7 +76,13 @@ def status(
     now = datetime.now(UTC)
     if as_json:
         document = status_document(
-            str(run_dir), records, meta, summary, now=now, group_by=columns, all_rows=all_rows,
+            str(run_dir),
+            records,
+            meta,
+            summary,
+            now=now,
+            group_by=columns,
+            all_rows=all_rows,
             counts=counts,
         )
         click.echo(json.dumps(document, indent=2, ensure_ascii=True))
