@@ -56,6 +56,9 @@ def run(
     retry_failed: bool = False,
     store: str | None = None,
     group_by: str | Sequence[str] | None = None,
+    tab: str | None = None,
+    include_hidden: bool | None = None,
+    allow_repeat: bool | None = None,
     wait: bool = True,
     download: bool = True,
     api_key: str | None = None,
@@ -91,6 +94,9 @@ async def arun(
     retry_failed: bool = False,
     store: str | None = None,
     group_by: str | Sequence[str] | None = None,
+    tab: str | None = None,
+    include_hidden: bool | None = None,
+    allow_repeat: bool | None = None,
     wait: bool = True,
     download: bool = True,
     api_key: str | None = None,
@@ -147,7 +153,7 @@ def results(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 _SPEC_OPTIONS = (
     "out", "concurrency", "rate", "poll_interval", "max_cost", "model", "image_root", "limit",
-    "store", "group_by",
+    "store", "group_by", "tab", "include_hidden", "allow_repeat",
 )  # fmt: skip
 
 
@@ -161,7 +167,7 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "rate": (0.01, None, False),
     "poll_interval": (0.01, None, False),
     "max_cost": (0, None, False),
-    "limit": (0, None, True),
+    "limit": (1, None, True),
 }
 
 
@@ -207,8 +213,9 @@ def _prepare(options: Mapping[str, Any]) -> tuple[Prepared, RunSettings]:
     )  # fmt: skip
     overrides = _overrides(options)
     prepared = prepare(
-        source, overrides, simulate=settings.simulate, fix_images=settings.fix_images
-    )
+        source, overrides, simulate=settings.simulate, fix_images=settings.fix_images,
+        settings=settings,
+    )  # fmt: skip
     return prepared, settings
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from batchwan.catalog.prices import PriceBook
 from batchwan.checks.validation import build_body
+from batchwan.errors import StateError
 from batchwan.outputs.results import summarize, write_results_csv, write_summary
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.pricing import row_cost
@@ -82,7 +83,11 @@ def write_outputs(source: Store | Snapshot) -> None:
     columns = json.loads(source.meta.get("columns", "[]"))
     meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
     write_results_csv(source.run_dir, records, columns)
-    summary = summarize(records, meta, runs=read_runs(source.run_dir))
+    try:
+        runs = read_runs(source.run_dir)
+    except StateError:  # the record itself went missing: the run is stopping for that reason
+        runs = []
+    summary = summarize(records, meta, runs=runs)
     # The store's count: it also holds earlier attempts that may have been billed.
     summary["cost"]["committed"] = round(source.committed_cost(), 2)
     write_summary(source.run_dir, summary)
@@ -111,20 +116,25 @@ async def execute(
     *,
     on_event: Callable[[RunEvent], None] = lambda event: None,
     on_runner: Callable[[Runner], None] = lambda runner: None,
+    index_sends: bool = True,
 ) -> RunOutcome:
     """Run the pool against one endpoint, refreshing the results as it goes.
 
-    The caller writes the final results (``write_final_outputs``) once the pool is done.
+    With ``index_sends`` (a run with its own record), each create also goes into the machine's
+    index of sends, so that no other run folder repeats it. The caller writes the final results
+    (``write_final_outputs``) once the pool is done.
     """
     async with open_session() as session:
         client = Client(
             session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model,
             limits=endpoint.limits or Limits(),
         )  # fmt: skip
-        # A run with a key records each create in the machine's index of sends; a simulated
-        # run has no key and stays out of it.
+        # A simulated run has no key and stays out of the index; a shared run's store already
+        # sends each row once across all its runners and folders.
         repeats = (
-            RepeatIndex.open(endpoint.base_url, endpoint.api_key) if endpoint.api_key else None
+            RepeatIndex.open(endpoint.base_url, endpoint.api_key)
+            if endpoint.api_key and index_sends
+            else None
         )
 
         def new_runner() -> Runner:

@@ -162,7 +162,10 @@ def _prepared(
         check_store(spec.store)
     own, notes = sources.own_columns(spec, table)
     check_group_by(spec.group_by, own)
-    if settings is not None and settings.api_key and not (settings.simulate or spec.allow_repeat):
+    # A shared run's store sends each row once across all its runners; the machine's index of
+    # sends keeps run folders with their own record from repeating each other.
+    repeats_apply = not (spec.allow_repeat or spec.store)
+    if settings is not None and settings.api_key and not settings.simulate and repeats_apply:
         from batchwan.store.repeats import hold_for_run
 
         rows = hold_for_run(rows, run_dir, settings.base_url, settings.api_key)
@@ -385,7 +388,8 @@ class Pipeline:
                 endpoint = Endpoint(sim.base_url, None, spec.model, settings.limits)
             self._pool = asyncio.create_task(
                 execute(ledger, self._sendable, options, endpoint,
-                        on_event=self._runner_event, on_runner=self._runner_ready)
+                        on_event=self._runner_event, on_runner=self._runner_ready,
+                        index_sends=not spec.store)
             )  # fmt: skip
             self.phase = Phase.POOL
             try:

@@ -117,7 +117,10 @@ async def test_run_and_arun_from_inside_a_running_event_loop(
     asyncio.get_running_loop()  # this test body runs inside a loop
     frame = batchwan.run(_frame(50), **_fast(sim, tmp_path / "sync"))
     _assert_all_succeeded(frame, 50)
-    frame = await batchwan.arun(_frame(50), **_fast(sim, tmp_path / "async"))
+    # The same 50 requests again from another folder: held back, unless a repeat is asked for.
+    again = batchwan.run(_frame(50), **_fast(sim, tmp_path / "again"))
+    assert (again["status"] == "duplicate").all()
+    frame = await batchwan.arun(_frame(50), **_fast(sim, tmp_path / "async"), allow_repeat=True)
     _assert_all_succeeded(frame, 50)
 
 
@@ -282,13 +285,17 @@ def test_options_owned_by_later_stages_reach_the_job_spec(tmp_path: Path) -> Non
     options: dict[str, Any] = {
         "source": _frame(2), "out": tmp_path / "run", "simulate": True, "api_key": None,
         "base_url": None, "wait": True, "download": True, "resubmit_unknown": False,
-        "retry_failed": False, "fix_images": False, "limit": 1, "store": "sqlite:///x",
+        "retry_failed": False, "fix_images": False, "limit": 1, "store": "postgresql://runner@127.0.0.1/batchwan",
         "group_by": "campaign", "concurrency": 3, "rate": 1.5, "poll_interval": 0.5,
         "max_cost": 9.0, "model": None, "image_root": None,
     }  # fmt: skip
     prepared, settings = _prepare(options)
     spec = prepared.spec
-    assert (spec.limit, spec.store, spec.group_by) == (1, "sqlite:///x", ("campaign",))
+    assert (spec.limit, spec.store, spec.group_by) == (
+        1,
+        "postgresql://runner@127.0.0.1/batchwan",
+        ("campaign",),
+    )
     assert (spec.concurrency, spec.rate, spec.poll_interval, spec.max_cost) == (3, 1.5, 0.5, 9.0)
     assert prepared.run_dir == tmp_path / "run"
     assert settings.simulate
@@ -345,7 +352,7 @@ def test_ctrl_c_during_run_saves_state_and_raises_keyboard_interrupt(tmp_path: P
         ({"rate": 0}, "rate=0: must be at least 0.01"),
         ({"poll_interval": float("nan")}, "poll_interval=nan: must be a number"),
         ({"max_cost": -1}, "max_cost=-1: must be at least 0"),
-        ({"limit": -1}, "limit=-1: must be at least 0"),
+        ({"limit": 0}, "limit=0: must be at least 1"),
         ({"image_root": "no/such/folder"}, "image_root='no/such/folder': no such folder"),
     ],
     ids=lambda value: str(value),

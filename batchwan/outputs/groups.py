@@ -46,6 +46,23 @@ class Group:
             if r.submitted_at and r.finished_at:
                 self.renders.append((r.finished_at - r.submitted_at).total_seconds())
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Group:
+        """A group as ``as_json`` wrote it into summary.json (render times are not kept)."""
+        key = data.get("key")
+        found = data.get("cost")
+        cost: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        group = cls(tuple(str(v) for v in key.values()) if isinstance(key, Mapping) else ())
+        group.rows = int(data.get("rows") or 0)
+        counts = data.get("counts")
+        if isinstance(counts, Mapping):
+            group.counts.update({str(k): int(v) for k, v in counts.items()})
+        group.video_seconds = int(data.get("video_seconds") or 0)
+        group.estimated = float(cost.get("estimated") or 0.0)
+        group.committed = float(cost.get("committed") or 0.0)
+        group.spent = float(cost.get("spent") or 0.0)
+        return group
+
     def as_json(self, names: Sequence[str]) -> dict[str, Any]:
         """The group as summary.json and ``status --json`` write it."""
         return {
@@ -101,6 +118,24 @@ def by_model(records: Iterable[RowRecord]) -> list[Group]:
 def by_resolution(records: Iterable[RowRecord]) -> list[Group]:
     """Groups of rows asking for the same resolution."""
     return breakdown(records, lambda r: (r.resolution,))
+
+
+def stored_breakdowns(summary: Mapping[str, Any]) -> dict[str, list[Group]]:
+    """summary.json's breakdowns as groups: ``by_model``, ``by_resolution``, ``by_group``."""
+    found = summary.get("breakdowns")
+    found = found if isinstance(found, Mapping) else {}
+    groups = found.get("by_group")
+    listed = {
+        "by_model": found.get("by_model"),
+        "by_resolution": found.get("by_resolution"),
+        "by_group": groups.get("groups") if isinstance(groups, Mapping) else None,
+    }
+    return {
+        name: [Group.from_json(g) for g in value if isinstance(g, Mapping)]
+        if isinstance(value, list)
+        else []
+        for name, value in listed.items()
+    }
 
 
 def breakdowns(records: Sequence[RowRecord], group_by: Sequence[str]) -> dict[str, Any]:

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.errors import StateError
-from batchwan.outputs.groups import by_columns, by_model, by_resolution, stored_group_by
+from batchwan.outputs.groups import (
+    by_columns,
+    by_model,
+    by_resolution,
+    stored_breakdowns,
+    stored_group_by,
+)
 from batchwan.outputs.results import SUMMARY_FILE, percentile, summarize
 from batchwan.outputs.statustables import group_lines, runs_lines
 from batchwan.safe_text import clean
@@ -314,17 +320,30 @@ def _attention_lines(
 
 
 def _breakdown_lines(
-    records: Sequence[RowRecord], summary: Mapping[str, Any], group_by: Sequence[str]
+    records: Sequence[RowRecord],
+    summary: Mapping[str, Any],
+    group_by: Sequence[str],
+    *,
+    every_row: bool = True,
 ) -> list[str]:
+    """The breakdown tables: from ``records`` when they are every row, else from the summary."""
     currency = str(_section(summary, "cost").get("currency") or "USD")
 
     def money(amount: float) -> str:
         return format_money(amount, currency)
 
-    lines = group_lines("model", by_model(records), money)
-    lines += group_lines("resolution", by_resolution(records), money)
+    if every_row:
+        models, resolutions = by_model(records), by_resolution(records)
+        groups = by_columns(records, group_by) if group_by else []
+    else:
+        stored = stored_breakdowns(summary)
+        models, resolutions, groups = (
+            stored["by_model"], stored["by_resolution"], stored["by_group"]
+        )  # fmt: skip
+    lines = group_lines("model", models, money)
+    lines += group_lines("resolution", resolutions, money)
     if group_by:
-        lines += group_lines(", ".join(group_by), by_columns(records, group_by), money)
+        lines += group_lines(", ".join(group_by), groups, money)
     runs = summary.get("runs")
     if isinstance(runs, list):
         lines += runs_lines(
@@ -357,7 +376,7 @@ def render_status(
     lines.append(f"  {'rows':<12}{head.rows:>{count_w},}")
     lines.append("")
     lines.extend(_figure_lines(head))
-    lines.extend(_breakdown_lines(records, summary, group_by))
+    lines.extend(_breakdown_lines(records, summary, group_by, every_row=counts is None))
     if all_rows:
         lines.extend(_attention_lines(every_row(records), len(records), "Rows", "video or error"))
     else:
