@@ -148,6 +148,11 @@ class Runner:
         self._polls = asyncio.Semaphore(options.poll_concurrency)
         self._downloads = asyncio.Semaphore(options.download_concurrency)
         self._followers: set[asyncio.Task[None]] = set()
+        self._submitting = 0  # submit workers still running
+        # Set whenever the run may have reached a point _finish waits for: a submit worker
+        # ended, the last follower ended, or the run is stopping. One event and two counters
+        # keep the wait O(1) per ended task, where waiting on every follower again was O(n).
+        self._progress = asyncio.Event()
         self._committed = 0.0
         self._rows_by_key: dict[str, CheckedRow] = {}
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
@@ -166,6 +171,7 @@ class Runner:
         self._no_more_creates.set()
         if reason is not StopReason.BUDGET:
             self._stopping.set()
+            self._progress.set()
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless the run is stopping; True when it is.
@@ -196,10 +202,12 @@ class Runner:
             asyncio.create_task(self._submit_worker(queue))
             for _ in range(min(self.options.concurrency, len(queue)))
         ]
+        self._submitting = len(submitters)
         for task in submitters:
+            task.add_done_callback(self._submitter_done)
             task.add_done_callback(self._worker_done)
         try:
-            await self._finish(submitters)
+            await self._finish()
         finally:
             for task in (*submitters, *self._followers):
                 task.cancel()
@@ -208,29 +216,36 @@ class Runner:
             raise self._fatal
         return RunOutcome(self._stop, self._stop_message)
 
-    async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
+    async def _finish(self) -> None:
         """Wait for the submitters, then (unless told not to) for every task to end."""
-        stopped = asyncio.create_task(self._stopping.wait())
-        try:
-            pending = {t for t in submitters if not t.done()}
-            while pending and not self._stopping.is_set():
-                await asyncio.wait([stopped, *pending], return_when=asyncio.FIRST_COMPLETED)
-                pending = {t for t in pending if not t.done()}
-            while self.options.wait and self._followers and not self._stopping.is_set():
-                await asyncio.wait([stopped, *self._followers], return_when=asyncio.FIRST_COMPLETED)
-            if self._stopping.is_set():
-                # A create already on the wire gets its answer recorded, within a grace period;
-                # one still unanswered after it is found `unknown` by the next run.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wire_idle.wait(), self.options.stop_grace)
-        finally:
-            stopped.cancel()
+        while self._submitting and not self._stopping.is_set():
+            await self._next_progress()
+        while self.options.wait and self._followers and not self._stopping.is_set():
+            await self._next_progress()
+        if self._stopping.is_set():
+            # A create already on the wire gets its answer recorded, within a grace period;
+            # one still unanswered after it is found `unknown` by the next run.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wire_idle.wait(), self.options.stop_grace)
+
+    async def _next_progress(self) -> None:
+        self._progress.clear()
+        await self._progress.wait()
 
     def _follow(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._followers.add(task)
-        task.add_done_callback(self._followers.discard)
+        task.add_done_callback(self._follower_done)
         task.add_done_callback(self._worker_done)
+
+    def _follower_done(self, task: asyncio.Task[None]) -> None:
+        self._followers.discard(task)
+        if not self._followers:
+            self._progress.set()
+
+    def _submitter_done(self, task: asyncio.Task[None]) -> None:
+        self._submitting -= 1
+        self._progress.set()
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         """A worker that died of an error stops the run; it must never fail silently."""
