@@ -51,6 +51,7 @@ _FAILED = frozenset({"failed"})
 _DETAIL_LIMIT = 300
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _DOWNLOAD_CHUNK = 1 << 18
+_DOWNLOAD_BUFFER = 1 << 22  # bytes held in memory between writes
 
 
 def open_session(*, limit: int = 32, limit_per_host: int = 16) -> aiohttp.ClientSession:
@@ -131,10 +132,12 @@ class Client:
         path = f"{self._generation_path}/{task_id}"
         return await self._call_api("get", "GET", path, None, task_id)
 
-    async def download(self, url: str, dest: Path) -> int:
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
         """Stream ``url`` into ``dest`` (via ``dest.part``, fsynced, renamed); return its bytes.
 
         The API key is never sent here: output URLs may point at a third-party asset host.
+        With ``sync_folder=False`` the caller makes the rename durable itself (one folder fsync
+        can cover many files).
         """
         part = dest.with_name(dest.name + ".part")
         shown = _loggable_url(url)
@@ -158,8 +161,8 @@ class Client:
         )
         if status != 200:
             raise self._status_error("download", status, raw, None, trace_id, None, shown)
-        await asyncio.to_thread(os.replace, part, dest)
-        await asyncio.to_thread(_fsync_dir, dest.parent)
+        if sync_folder:
+            await asyncio.to_thread(_fsync_dir, dest.parent)
         return size
 
     async def _stream_to(self, url: str, part: Path) -> tuple[int, int, str | None, bytes]:
@@ -167,15 +170,23 @@ class Client:
             trace_id = _trace_id(resp.headers)
             if resp.status != 200:
                 return 0, resp.status, trace_id, await resp.read()
-            handle = await asyncio.to_thread(part.open, "wb")
-            size = 0
+            # Chunks are gathered in memory and written a few MB at a time, so a short video
+            # costs one thread hop (write, fsync, close, rename) instead of one per chunk.
+            file = _PartFile(part)
+            buffered: list[bytes] = []
+            held = size = 0
             try:
                 async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
-                    await asyncio.to_thread(handle.write, chunk)
+                    buffered.append(chunk)
+                    held += len(chunk)
                     size += len(chunk)
-                await asyncio.to_thread(_flush_and_sync, handle)
+                    if held >= _DOWNLOAD_BUFFER:
+                        await asyncio.to_thread(file.write, buffered)
+                        buffered, held = [], 0
+                await asyncio.to_thread(file.finish, buffered)
             finally:
-                await asyncio.to_thread(handle.close)
+                if not file.closed:
+                    await asyncio.to_thread(file.close)
             return size, resp.status, trace_id, b""
 
     async def _call_api(
@@ -538,9 +549,31 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def _flush_and_sync(handle: Any) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
+class _PartFile:
+    """A download's ``.part`` file, opened on first write; finished by fsync and rename."""
+
+    def __init__(self, part: Path) -> None:
+        self.part = part
+        self._handle: Any = None
+        self.closed = False
+
+    def write(self, chunks: list[bytes]) -> None:
+        if self._handle is None:
+            self._handle = self.part.open("wb")
+        self._handle.writelines(chunks)
+
+    def finish(self, chunks: list[bytes]) -> None:
+        """Write the rest, make the content durable, then give the file its real name."""
+        self.write(chunks)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.close()
+        os.replace(self.part, self.part.with_name(self.part.name.removesuffix(".part")))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self.closed = True
 
 
 def _fsync_dir(folder: Path) -> None:
