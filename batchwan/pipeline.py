@@ -120,7 +120,8 @@ async def _execute(
     on_event: Callable[[RunEvent], None],
     on_runner: Callable[[Runner], None],
 ) -> RunOutcome:
-    async with open_session() as session:
+    connections = options.sizes().connections
+    async with open_session(limit=connections, limit_per_host=connections) as session:
         client = Client(
             session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model
         )

@@ -43,9 +43,9 @@ class CreateSpy:
         """Pass the lookup through."""
         return await self.client.get(task_id)
 
-    async def download(self, url: str, dest: Path) -> int:
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
         """Pass the download through."""
-        return await self.client.download(url, dest)
+        return await self.client.download(url, dest, sync_folder=sync_folder)
 
 
 def _rows(tmp_path: Path, count: int) -> list[CheckedRow]:
@@ -228,3 +228,56 @@ def test_videos_are_named_by_the_sheets_id_else_by_the_task_id(tmp_path: Path) -
     assert (named.own_id, unnamed.own_id) == (True, False)
     assert video_name(named, "t-1") == "1-hero_1.mp4"
     assert video_name(unnamed, "t-2") == "2-t-2.mp4"
+
+
+async def test_tasks_past_their_deadline_keep_their_places(tmp_path: Path) -> None:
+    """A task past its deadline may still run at the provider: its place in --concurrency
+    stays taken, so the provider never holds more tasks than that; rows left over stay
+    pending, saying why."""
+    config = SimConfig(hold=True)
+    options = RunOptions(concurrency=2, rate=1000, poll_interval=0.02, task_deadline=0.3)
+    outcome, _, records, stats = await asyncio.wait_for(
+        _run(tmp_path, config, options, 5), timeout=30
+    )
+    assert outcome.stop is None
+    assert stats["max_in_flight_seen"] <= 2
+    assert stats["tasks_created"] == 2
+    assert [r.status for r in records] == [Status.RUNNING] * 2 + [Status.PENDING] * 3
+    assert all("run again to collect it" in (r.error or "") for r in records[:2])
+    assert all("held by tasks still running" in (r.error or "") for r in records[2:])
+
+
+async def test_one_overdue_task_leaves_the_other_places_working(tmp_path: Path) -> None:
+    """One task that never ends holds one place past its deadline; the rest of the sheet
+    goes through the other place, and the provider never holds more than --concurrency."""
+    rows = _rows(tmp_path, 6)
+    ledger = _open(tmp_path, rows)
+    options = RunOptions(concurrency=2, rate=1000, poll_interval=0.02, task_deadline=1.0,
+                         download=False)  # fmt: skip
+    try:
+        async with serve(SimConfig(hold=True)) as sim, open_session() as session:
+            client = Client(session, base_url=sim.base_url, api_key=None)
+            releaser = asyncio.create_task(_release_all_but_the_first(sim.sim))
+            try:
+                runner = Runner(ledger, client, options, body_for=build_body)
+                outcome = await asyncio.wait_for(runner.run(rows), timeout=30)
+            finally:
+                releaser.cancel()
+            stats = sim.sim.stats()
+        records = ledger.records()
+    finally:
+        ledger.close()
+    assert outcome.stop is None
+    assert stats["max_in_flight_seen"] <= 2
+    assert stats["tasks_created"] == 6
+    statuses = sorted(r.status.value for r in records)
+    assert statuses == ["running"] + ["succeeded"] * 5
+
+
+async def _release_all_but_the_first(sim: Any) -> None:
+    """Release every held task except the first one created, again and again."""
+    while True:
+        for task in sim.tasks()[1:]:
+            if task["held"]:
+                sim.release(task["id"])
+        await asyncio.sleep(0.02)

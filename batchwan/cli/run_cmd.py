@@ -64,6 +64,9 @@ def _spec_with_options(spec: JobSpec, options: dict[str, Any]) -> JobSpec:
 @click.option("--concurrency", type=click.IntRange(1, 512), help="Most tasks in flight (2).")
 @click.option("--rate", type=click.FloatRange(min=0.01), help="Most creates per second (2).")
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), help="Seconds between polls.")
+@click.option(
+    "--poll-rate", type=click.FloatRange(min=0.01), default=20.0, help="Most polls per second (20)."
+)
 @click.option("--max-cost", type=click.FloatRange(min=0), help="USD ceiling for this run folder.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; send nothing.")
 @click.option("--no-wait", is_flag=True, help="Submit and exit; a later run collects.")
@@ -86,6 +89,7 @@ def run(
     concurrency: int | None,
     rate: float | None,
     poll_interval: float | None,
+    poll_rate: float,
     max_cost: float | None,
     dry_run: bool,
     no_wait: bool,
@@ -134,7 +138,7 @@ def run(
         options = RunOptions(
             concurrency=spec.concurrency, rate=spec.rate, poll_interval=spec.poll_interval,
             task_deadline=task_deadline, wait=not no_wait, download=not no_download,
-            max_cost=spec.max_cost,
+            max_cost=spec.max_cost, poll_rate=poll_rate,
         )  # fmt: skip
         endpoint = Endpoint(base_url=base_url(base_url_option), api_key=key, model=spec.model)
         with RunLock(run_dir):

@@ -28,7 +28,16 @@ from batchwan.errors import (
     StateError,
     TaskNotFound,
 )
-from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
+from batchwan.pool.downloads import VideoFolder
+from batchwan.pool.limits import (
+    CreateWindow,
+    InFlight,
+    PoolSizes,
+    RateWindow,
+    SharedPause,
+    backoff,
+    pool_sizes,
+)
 from batchwan.store.ledger import Ledger
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status, TaskInfo, TaskState
@@ -49,8 +58,8 @@ class ApiClient(Protocol):
         """Look up one task."""
         ...
 
-    async def download(self, url: str, dest: Path) -> int:
-        """Stream one video to ``dest``."""
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
+        """Stream one video to ``dest``; ``sync_folder=False``: the caller fsyncs the folder."""
         ...
 
 
@@ -65,8 +74,9 @@ class RunOptions:
     wait: bool = True
     download: bool = True
     max_cost: float | None = None
-    poll_concurrency: int = 8
-    download_concurrency: int = 4
+    poll_concurrency: int | None = None  # lookups at once; None: follows concurrency
+    download_concurrency: int | None = None  # None: follows concurrency, 4 to 64
+    poll_rate: float = 20.0  # most lookups per second (Alibaba documents 20 for status queries)
     create_tries: int = 8  # sends of a create that the provider surely did not accept
     retry_after_cap: float = 60.0
     backoff_base: float = 1.0
@@ -74,6 +84,12 @@ class RunOptions:
     not_found_limit: int = 5
     download_tries: int = 3
     stop_grace: float = 20.0  # how long an interrupted run waits for creates already on the wire
+
+    def sizes(self) -> PoolSizes:
+        """Lookups, downloads and connections at once, following ``concurrency``."""
+        return pool_sizes(
+            self.concurrency, polls=self.poll_concurrency, downloads=self.download_concurrency
+        )
 
 
 class StopReason(StrEnum):
@@ -145,8 +161,11 @@ class Runner:
         self._in_flight = InFlight(options.concurrency)
         self._window = CreateWindow(options.rate)
         self._pause = SharedPause()
-        self._polls = asyncio.Semaphore(options.poll_concurrency)
-        self._downloads = asyncio.Semaphore(options.download_concurrency)
+        sizes = options.sizes()
+        self._polls = asyncio.Semaphore(sizes.polls)
+        self._poll_window = RateWindow(options.poll_rate)
+        self._downloads = asyncio.Semaphore(sizes.downloads)
+        self._videos = VideoFolder(ledger.run_dir / VIDEOS_DIR)
         self._followers: set[asyncio.Task[None]] = set()
         self._submitting = 0  # submit workers still running
         # Set whenever the run may have reached a point _finish waits for: a submit worker
@@ -262,7 +281,8 @@ class Runner:
     async def _submit_worker(self, queue: deque[CheckedRow]) -> None:
         while queue and not self._no_more_creates.is_set():
             row = queue.popleft()
-            await self._in_flight.acquire()
+            if not await self._in_flight.acquire():
+                return  # every place is held by tasks past their deadline
             accepted = False
             try:
                 if not self._no_more_creates.is_set():
@@ -431,15 +451,11 @@ class Runner:
                 if await self._sleep(wait):
                     return
                 if loop.time() > deadline:
-                    minutes = self.options.task_deadline / 60
-                    await self.ledger.note(
-                        entry.key,
-                        f"still running at the provider after {minutes:.0f} min; "
-                        "run again to collect it",
-                    )
+                    released = True  # the task may still run there: its place stays taken
+                    await self._task_overdue(entry)
                     return
                 try:
-                    async with self._polls:
+                    async with self._polls, self._poll_window:
                         info = await self.client.get(entry.task_id or "")
                 except TaskNotFound as exc:
                     not_found += 1
@@ -467,6 +483,28 @@ class Runner:
             if not released:
                 await self._in_flight.release()
 
+    async def _task_overdue(self, entry: TaskEntry) -> None:
+        """Stop following a task past its deadline; it keeps its place until the run ends.
+
+        Freeing the place would let a new create go out while this task may still be running
+        at the provider: more tasks at once than --concurrency. Polling on forever would make
+        the deadline meaningless. So the row stays `running` (the next run collects it), and
+        once every place is held by such tasks, the rows not sent stay pending, saying why.
+        """
+        minutes = self.options.task_deadline / 60
+        await self.ledger.note(
+            entry.key,
+            f"still running at the provider after {minutes:.0f} min; run again to collect it",
+        )
+        if self._in_flight.strand():
+            self._no_more_creates.set()
+            await self._in_flight.close()
+            await self.ledger.settle_pending(
+                self._rows_by_key,
+                f"not sent: all {self._in_flight.limit} places of --concurrency are held by "
+                "tasks still running at the provider past their deadline; run again later",
+            )
+
     async def _task_lost(self, entry: TaskEntry, exc: ApiError) -> None:
         message = (
             f"the provider does not know task {entry.task_id} "
@@ -483,7 +521,9 @@ class Runner:
             await self.ledger.task_finished(entry.key, Status.SUCCEEDED, video_url=info.videos[0])
             self._emit(RunEvent("finished", f"{where}: succeeded", Status.SUCCEEDED))
             if self._download_due(entry):
-                await self._download(entry)
+                # Its own follower: the place in flight is free already, and a lookup worker
+                # must not wait on a busy disk or video host.
+                self._follow(self._download(entry))
             return
         if info.state is TaskState.SUCCEEDED:
             message = f"the provider reported success but returned no video (task {info.task_id})"
@@ -510,11 +550,15 @@ class Runner:
             f"{VIDEOS_DIR}/{video_name(self._rows_by_key.get(entry.key), entry.task_id or '')}"
         )
         dest = self.ledger.run_dir / relative
-        dest.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(self.options.download_tries):
             try:
                 async with self._downloads:
-                    size = await self.client.download(entry.video_url or "", dest)
+                    await self._videos.ready()
+                    size = await self.client.download(
+                        entry.video_url or "", dest, sync_folder=False
+                    )
+                # Its name durable before the record says it is there (see pool.downloads).
+                await self._videos.sync()
             except (ApiError, OSError) as exc:  # OSError: our own disk, e.g. full
                 if attempt + 1 < self.options.download_tries and not await self._sleep(
                     backoff(attempt, base=self.options.backoff_base, cap=10.0)
