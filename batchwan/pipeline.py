@@ -15,6 +15,7 @@ from pathlib import Path
 from batchwan.catalog.prices import row_cost
 from batchwan.checks.validation import build_body
 from batchwan.outputs.results import summarize, write_results_csv, write_summary
+from batchwan.pool.refresh import FreshRecords
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.provider.client import Client, open_session
 from batchwan.store.ledger import Ledger
@@ -81,11 +82,13 @@ async def _refresh(ledger: Ledger) -> None:
     """Keep the results fresh without slowing the pool: build and write them off the loop."""
     interval = REFRESH_SECONDS
     loop = asyncio.get_running_loop()
+    fresh = FreshRecords(ledger)  # copies and rebuilds only the rows that changed
     while True:
         await asyncio.sleep(interval)
         started = loop.time()
         try:
-            await asyncio.to_thread(write_outputs, ledger.snapshot())
+            fresh.take()
+            await asyncio.to_thread(lambda: write_outputs(fresh.current()))
         except OSError as exc:  # a full disk must not kill the run: the ledger is what counts
             log.warning("could not refresh results: %s", exc)
         # A huge sheet makes each refresh dear: spend at most a tenth of the time on them.

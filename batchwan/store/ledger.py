@@ -163,6 +163,7 @@ class Ledger:
         self._writer = _Writer(self.path)
         self.sheet_rows: list[CheckedRow] = []
         self._notes: dict[int, str] = {}  # sheet position -> remark made when the sheet was read
+        self.changed: set[str] = set()  # keys written during the run (pool.refresh)
 
     def close(self) -> None:
         """Flush and close the record."""
@@ -326,6 +327,7 @@ class Ledger:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._writer.submit([self._upsert(e) for e in entries], loop, future)
+        self.changed.update(e.key for e in entries)
         await future
 
     @staticmethod

@@ -1,0 +1,76 @@
+"""Fresh results during a run: only what changed is copied and rebuilt, and it matches."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from unittest import mock
+
+from batchwan.checks.validation import check_rows
+from batchwan.pool.refresh import FreshRecords
+from batchwan.sheet.jobfile import load_source
+from batchwan.sheet.loader import read_sheet
+from batchwan.store.ledger import Ledger
+from batchwan.values import Status
+from tests.runhelpers import write_sheet
+
+
+def _ledger(tmp_path: Path, count: int) -> Ledger:
+    spec = load_source(write_sheet(tmp_path, count))
+    rows = check_rows(read_sheet(spec.sheet), spec)
+    ledger = Ledger(tmp_path / "run")
+    ledger.claim(tmp_path / "sheet.csv", "wan2.5-i2v-preview")
+    ledger.sync_sheet(rows, [0.25] * len(rows), [])
+    return ledger
+
+
+async def test_fresh_records_follow_the_ledger_copying_only_what_changed(tmp_path: Path) -> None:
+    """After each batch of transitions the refreshed rows equal a full rebuild, while the
+    whole record is copied once and each later refresh copies only the entries written."""
+    ledger = _ledger(tmp_path, 30)
+    try:
+        keys = [row.key for row in ledger.sheet_rows]
+        fresh = FreshRecords(ledger)
+        with mock.patch.object(copy, "copy", side_effect=copy.copy) as copies:  # a spy
+            fresh.take()
+            assert copies.call_count == 30  # the first refresh copies the whole record, once
+            assert fresh.current().records() == ledger.records()
+            copies.reset_mock()
+            await ledger.begin_create(keys[3])
+            await ledger.create_accepted(keys[3], "task-3")
+            await ledger.begin_create(keys[7])
+            await ledger.create_accepted(keys[7], "task-7")
+            fresh.take()
+            assert copies.call_count == 2  # two entries written, two copied
+            assert fresh.current().records() == ledger.records()
+            copies.reset_mock()
+            await ledger.task_finished(keys[3], Status.SUCCEEDED, video_url="https://v/3.mp4")
+            await ledger.note(keys[3], None, video_file="videos/3.mp4")
+            fresh.take()
+            assert copies.call_count == 1
+            got = fresh.current().records()
+            assert got == ledger.records()
+            copies.reset_mock()
+            assert (got[3].status, got[3].video_file) == (Status.SUCCEEDED, "videos/3.mp4")
+            assert got[7].status is Status.RUNNING
+            fresh.take()  # nothing written since: nothing copied
+            assert copies.call_count == 0
+    finally:
+        ledger.close()
+
+
+async def test_a_snapshot_handed_out_does_not_change_under_its_reader(tmp_path: Path) -> None:
+    """Rows handed to the writing thread keep their values while the ledger moves on."""
+    ledger = _ledger(tmp_path, 3)
+    try:
+        key = ledger.sheet_rows[0].key
+        fresh = FreshRecords(ledger)
+        fresh.take()
+        handed = fresh.current()
+        await ledger.begin_create(key)
+        await ledger.create_accepted(key, "task-0")
+        fresh.take()
+        assert handed.records()[0].status is Status.PENDING
+        assert fresh.current().records()[0].status is Status.RUNNING
+    finally:
+        ledger.close()
