@@ -281,3 +281,73 @@ async def _release_all_but_the_first(sim: Any) -> None:
             if task["held"]:
                 sim.release(task["id"])
         await asyncio.sleep(0.02)
+
+
+class DownloadSpy(CreateSpy):
+    """Counts the downloads open at once (each held a moment, so they can overlap)."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self.open = self.most_open = 0
+        self.sync_folder: set[bool] = set()
+
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
+        """Hold the download a moment, noting how many are open, then pass it through."""
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        self.sync_folder.add(sync_folder)
+        try:
+            await asyncio.sleep(0.2)
+            return await self.client.download(url, dest, sync_folder=sync_folder)
+        finally:
+            self.open -= 1
+
+
+async def test_downloads_at_once_follow_concurrency(tmp_path: Path) -> None:
+    """With --concurrency 16, up to 16 downloads run at once (no longer 4), never more; every
+    video lands and is recorded, and the folder fsync is the runner's (shared), not each file's."""
+    rows = _rows(tmp_path, 40)
+    ledger = _open(tmp_path, rows)
+    options = RunOptions(concurrency=16, rate=1000, poll_interval=0.02)
+    try:
+        async with serve(SimConfig()) as sim, open_session() as session:
+            spy = DownloadSpy(Client(session, base_url=sim.base_url, api_key=None))
+            runner = Runner(ledger, spy, options, body_for=build_body)
+            await asyncio.wait_for(runner.run(rows), timeout=60)
+        records = ledger.records()
+    finally:
+        ledger.close()
+    assert 4 < spy.most_open <= 16
+    assert spy.sync_folder == {False}
+    assert all(r.status is Status.SUCCEEDED and r.video_file for r in records)
+    assert all((tmp_path / "run" / (r.video_file or "")).is_file() for r in records)
+    assert not list((tmp_path / "run" / "videos").glob("*.part"))
+
+
+async def test_polls_keep_to_the_poll_rate(tmp_path: Path) -> None:
+    """Eight tasks polled every 10 ms with --poll-rate 10: never more than 10 lookups in any
+    one-second window."""
+    seen: list[float] = []
+
+    class PollSpy(CreateSpy):
+        async def get(self, task_id: str) -> TaskInfo:
+            seen.append(asyncio.get_running_loop().time())
+            return await self.client.get(task_id)
+
+    rows = _rows(tmp_path, 8)
+    ledger = _open(tmp_path, rows)
+    options = RunOptions(concurrency=8, rate=1000, poll_interval=0.01, poll_rate=10,
+                         download=False)  # fmt: skip
+    try:
+        async with serve(SimConfig(processing_seconds=2.5)) as sim, open_session() as session:
+            spy = PollSpy(Client(session, base_url=sim.base_url, api_key=None))
+            runner = Runner(ledger, spy, options, body_for=build_body)
+            await asyncio.wait_for(runner.run(rows), timeout=60)
+        records = ledger.records()
+    finally:
+        ledger.close()
+    assert {r.status for r in records} == {Status.SUCCEEDED}
+    assert len(seen) > 20  # the limit was what held them back
+    seen.sort()
+    for i in range(len(seen) - 10):
+        assert seen[i + 10] - seen[i] >= 1.0 - 0.01
