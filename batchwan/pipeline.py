@@ -87,8 +87,8 @@ async def _refresh(ledger: Ledger) -> None:
         await asyncio.sleep(interval)
         started = loop.time()
         try:
-            fresh.take()
-            await asyncio.to_thread(lambda: write_outputs(fresh.current()))
+            if fresh.take():  # nothing written since the last refresh: nothing to rewrite
+                await asyncio.to_thread(lambda: write_outputs(fresh.current()))
         except OSError as exc:  # a full disk must not kill the run: the ledger is what counts
             log.warning("could not refresh results: %s", exc)
         # A huge sheet makes each refresh dear: spend at most a tenth of the time on them.

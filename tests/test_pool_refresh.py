@@ -32,7 +32,7 @@ async def test_fresh_records_follow_the_ledger_copying_only_what_changed(tmp_pat
         keys = [row.key for row in ledger.sheet_rows]
         fresh = FreshRecords(ledger)
         with mock.patch.object(copy, "copy", side_effect=copy.copy) as copies:  # a spy
-            fresh.take()
+            assert fresh.take()
             assert copies.call_count == 30  # the first refresh copies the whole record, once
             assert fresh.current().records() == ledger.records()
             copies.reset_mock()
@@ -53,7 +53,7 @@ async def test_fresh_records_follow_the_ledger_copying_only_what_changed(tmp_pat
             copies.reset_mock()
             assert (got[3].status, got[3].video_file) == (Status.SUCCEEDED, "videos/3.mp4")
             assert got[7].status is Status.RUNNING
-            fresh.take()  # nothing written since: nothing copied
+            assert not fresh.take()  # nothing written since: nothing copied, nothing to write
             assert copies.call_count == 0
     finally:
         ledger.close()

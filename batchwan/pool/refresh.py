@@ -42,18 +42,24 @@ class FreshRecords:
         self._where: dict[str, list[int]] = {}  # row key -> indexes of the rows it decides
         self._stale: set[str] | None = None  # keys whose rows need building; None: every row
 
-    def take(self) -> None:
-        """Copy what the ledger wrote since the last call (on the loop: nothing else runs)."""
+    def take(self) -> bool:
+        """Copy what the ledger wrote since the last call (on the loop: nothing else runs).
+
+        False when nothing was written since: the results on disk are still true.
+        """
         ledger = self._ledger
         changed, ledger.changed = ledger.changed, set()
         self._meta = dict(ledger.meta)
         if self._base is None:
             self._base = ledger.snapshot()
-            return
+            return True
+        if not changed:
+            return False
         known = [key for key in changed if key in ledger.entries]
         self._base.entries.update((key, copy.copy(ledger.entries[key])) for key in known)
         if self._stale is not None:
             self._stale.update(known)
+        return True
 
     def current(self) -> Snapshot:
         """The snapshot as of the last ``take``, with its rows built (off the loop)."""
