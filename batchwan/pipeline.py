@@ -79,7 +79,7 @@ def write_outputs(source: Ledger | Snapshot) -> None:
 
 
 async def _refresh(ledger: Ledger) -> None:
-    """Keep the results fresh without slowing the pool: build and write them off the loop."""
+    """Keep the results fresh without slowing the pool: rebuild what changed, write off the loop."""
     interval = REFRESH_SECONDS
     loop = asyncio.get_running_loop()
     fresh = FreshRecords(ledger)  # copies and rebuilds only the rows that changed
@@ -88,7 +88,7 @@ async def _refresh(ledger: Ledger) -> None:
         started = loop.time()
         try:
             if fresh.take():  # nothing written since the last refresh: nothing to rewrite
-                await asyncio.to_thread(lambda: write_outputs(fresh.current()))
+                await fresh.write()
         except OSError as exc:  # a full disk must not kill the run: the ledger is what counts
             log.warning("could not refresh results: %s", exc)
         # A huge sheet makes each refresh dear: spend at most a tenth of the time on them.
