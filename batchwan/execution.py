@@ -13,15 +13,15 @@ from pathlib import Path
 
 from batchwan.catalog.prices import PriceBook
 from batchwan.checks.validation import build_body
-from batchwan.errors import StateError
-from batchwan.outputs.results import summarize, write_results_csv, write_summary
+from batchwan.outputs.results import run_summary, write_results_csv, write_summary
+from batchwan.pool.refresh import FreshRecords
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.pricing import row_cost
 from batchwan.provider.client import Client, open_session
 from batchwan.provider.transport import Limits
 from batchwan.store.base import Store
 from batchwan.store.choose import open_store
-from batchwan.store.records import Snapshot, read_runs
+from batchwan.store.records import Snapshot
 from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import iso_utc, now_utc
 from batchwan.values import CheckedRow, Status
@@ -83,25 +83,21 @@ def write_outputs(source: Store | Snapshot) -> None:
     columns = json.loads(source.meta.get("columns", "[]"))
     meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
     write_results_csv(source.run_dir, records, columns)
-    try:
-        runs = read_runs(source.run_dir)
-    except StateError:  # the record itself went missing: the run is stopping for that reason
-        runs = []
-    summary = summarize(records, meta, runs=runs)
-    # The store's count: it also holds earlier attempts that may have been billed.
-    summary["cost"]["committed"] = round(source.committed_cost(), 2)
+    summary = run_summary(records, meta, source.run_dir, source.committed_cost())
     write_summary(source.run_dir, summary)
 
 
 async def _refresh(ledger: Store) -> None:
-    """Keep the results fresh without slowing the pool: build and write them off the loop."""
+    """Keep the results fresh without slowing the pool: rebuild what changed, write off the loop."""
     interval = REFRESH_SECONDS
     loop = asyncio.get_running_loop()
+    fresh = FreshRecords(ledger)  # copies and rebuilds only the rows that changed
     while True:
         await asyncio.sleep(interval)
         started = loop.time()
         try:
-            await asyncio.to_thread(write_outputs, ledger.snapshot())
+            if fresh.take():  # nothing written since the last refresh: nothing to rewrite
+                await fresh.write()
         except OSError as exc:  # a full disk must not kill the run: the ledger is what counts
             log.warning("could not refresh results: %s", exc)
         # A huge sheet makes each refresh dear: spend at most a tenth of the time on them.
@@ -124,7 +120,8 @@ async def execute(
     index of sends, so that no other run folder repeats it. The caller writes the final results
     (``write_final_outputs``) once the pool is done.
     """
-    async with open_session() as session:
+    connections = options.sizes().connections
+    async with open_session(limit=connections, limit_per_host=connections) as session:
         client = Client(
             session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model,
             limits=endpoint.limits or Limits(),

@@ -62,6 +62,7 @@ class RunSettings:
     limits: Limits | None = None  # deadlines and size caps of every call; None: the defaults
     new_record: bool = False  # start a new record where a past run's state.db is gone
     default_store: str | None = None  # the store when neither the option nor the job names one
+    poll_rate: float = 20.0  # most status lookups per second, across all tasks
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,7 @@ class Pipeline:
         options = RunOptions(
             concurrency=spec.concurrency, rate=spec.rate, poll_interval=spec.poll_interval,
             task_deadline=settings.task_deadline, wait=settings.wait, download=settings.download,
-            max_cost=spec.max_cost, limit=spec.limit,
+            max_cost=spec.max_cost, limit=spec.limit, poll_rate=settings.poll_rate,
         )  # fmt: skip
         endpoint = Endpoint(settings.base_url, settings.api_key, spec.model, settings.limits)
         async with contextlib.AsyncExitStack() as stack:

@@ -1,65 +1,76 @@
-"""`make bench`: every benchmark, each in a fresh process, with its side-by-side ratio.
+"""`make bench`: every benchmark in a fresh process, each with its side-by-side ratios.
 
-- validate: 100,000 URL-image rows loaded and checked, against reading the same file with the
-  standard csv module (the floor for any loader); peak memory of the process.
-- run: 10,000 rows through `batchwan run` against a minimal aiohttp create-and-poll loop, both
-  on one simulator process with instant tasks at concurrency 64.
-- store: one runner on PostgreSQL beside one on SQLite, three runners beside one, and the cost
-  of folding the WAL into state.db after each sending mark and task id.
+    python -m bench [NAME ...]        (BENCH_QUICK=1: smaller sizes and fewer cases)
+
+Each benchmark is a module run as ``python -m MODULE``; it prints its figures as JSON on its
+last line (a dict, or a dict with a list of ``cases``). Register one with one line below.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from typing import Any
 
-_VALIDATE = """
-import csv, json, tempfile, time
-from pathlib import Path
-from bench.bench_validate import run, write_sheet
-figures = run(100_000)
-with tempfile.TemporaryDirectory() as folder:
-    path = Path(folder) / "sheet.csv"
-    write_sheet(path, 100_000)
-    start = time.perf_counter()
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = sum(1 for _ in csv.DictReader(handle))
-    figures["csv_module_only_s"] = round(time.perf_counter() - start, 3)
-figures["ratio_to_csv_module"] = round(figures["total_s"] / figures["csv_module_only_s"], 1)
-print(json.dumps(figures))
-"""
-
-_STARTUP = "from bench.bench_startup import main; main()"
-
-_RUN = """
-import json
-from bench.bench_run import run
-print(json.dumps(run(10_000)))
-"""
-
-_STORE = "import json; from bench.bench_store import run; print(json.dumps(run(1000)))"
+#: (name, module): one line each.
+BENCHMARKS = [
+    ("run", "bench.bench_run"),  # end to end against a minimal loop, with and without downloads
+    ("folder", "bench.bench_folder"),  # cron rerun and status of a 100,000-row run folder
+    ("validate", "bench.bench_validate"),  # validate 1,000,000 rows against the csv module
+    ("startup", "bench.bench_startup"),  # `batchwan --help` against `python -c pass`
+    ("store", "bench.bench_store"),  # PostgreSQL beside SQLite; three runners beside one
+]
 
 
-def _measure(code: str) -> dict[str, object]:
+def _figures(module: str) -> tuple[Any, str]:
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=900
+        [sys.executable, "-m", module], capture_output=True, text=True, check=False, timeout=1800
     )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return None, (done.stderr or done.stdout)[-2000:]
+    try:
+        return json.loads(lines[-1]), ""
+    except ValueError:
+        return None, done.stdout[-2000:]
+
+
+def _show(figures: Any) -> None:
+    cases = figures.get("cases") if isinstance(figures, dict) else None
+    if not cases:
+        for key, value in figures.items() if isinstance(figures, dict) else [("", figures)]:
+            print(f"  {key:28} {value}")
+        return
+    columns = list(cases[0])
+    print("  " + " ".join(f"{c:>14}" for c in columns))
+    for case in cases:
+        print("  " + " ".join(f"{case.get(c)!s:>14}" for c in columns))
 
 
 def main() -> None:
-    """Run each benchmark and print its figures."""
-    for name, code in (
-        ("validate", _VALIDATE),
-        ("run", _RUN),
-        ("startup", _STARTUP),
-        ("store", _STORE),
-    ):
-        figures = _measure(code)
-        print(f"== {name}")
-        for key, value in figures.items():
-            print(f"  {key:32} {value}")
+    """Run the benchmarks named on the command line (default: all) and print their figures."""
+    wanted = set(sys.argv[1:])
+    if unknown := wanted - {name for name, _ in BENCHMARKS}:
+        raise SystemExit(f"no benchmark named {', '.join(sorted(unknown))}")
+    quick = " (quick)" if os.environ.get("BENCH_QUICK") == "1" else ""
+    failed = False
+    for name, module in BENCHMARKS:
+        if wanted and name not in wanted:
+            continue
+        started = time.perf_counter()
+        figures, error = _figures(module)
+        print(f"== {name}{quick}  ({time.perf_counter() - started:.0f} s)", flush=True)
+        if figures is None:
+            failed = True
+            print("  FAILED:\n" + error)
+        else:
+            _show(figures)
+        sys.stdout.flush()
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

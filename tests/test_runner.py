@@ -44,9 +44,9 @@ class CreateSpy:
         """Pass the lookup through."""
         return await self.client.get(task_id, model=model)
 
-    async def download(self, url: str, dest: Path) -> int:
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
         """Pass the download through."""
-        return await self.client.download(url, dest)
+        return await self.client.download(url, dest, sync_folder=sync_folder)
 
 
 def _rows(tmp_path: Path, count: int) -> list[CheckedRow]:
@@ -229,3 +229,126 @@ def test_videos_are_named_by_the_sheets_id_else_by_the_task_id(tmp_path: Path) -
     assert (named.own_id, unnamed.own_id) == (True, False)
     assert video_name(named, "t-1") == "1-hero_1.mp4"
     assert video_name(unnamed, "t-2") == "2-t-2.mp4"
+
+
+async def test_tasks_past_their_deadline_keep_their_places(tmp_path: Path) -> None:
+    """A task past its deadline may still run at the provider: its place in --concurrency
+    stays taken, so the provider never holds more tasks than that; rows left over stay
+    pending, saying why."""
+    config = SimConfig(hold=True)
+    options = RunOptions(concurrency=2, rate=1000, poll_interval=0.02, task_deadline=0.3)
+    outcome, _, records, stats = await asyncio.wait_for(
+        _run(tmp_path, config, options, 5), timeout=30
+    )
+    assert outcome.stop is None
+    assert stats["max_in_flight_seen"] <= 2
+    assert stats["tasks_created"] == 2
+    assert [r.status for r in records] == [Status.RUNNING] * 2 + [Status.PENDING] * 3
+    assert all("run again to collect it" in (r.error or "") for r in records[:2])
+    assert all("held by tasks still running" in (r.error or "") for r in records[2:])
+
+
+async def test_one_overdue_task_leaves_the_other_places_working(tmp_path: Path) -> None:
+    """One task that never ends holds one place past its deadline; the rest of the sheet
+    goes through the other place, and the provider never holds more than --concurrency."""
+    rows = _rows(tmp_path, 6)
+    ledger = _open(tmp_path, rows)
+    options = RunOptions(concurrency=2, rate=1000, poll_interval=0.02, task_deadline=1.0,
+                         download=False)  # fmt: skip
+    try:
+        async with serve(SimConfig(hold=True)) as sim, open_session() as session:
+            client = Client(session, base_url=sim.base_url, api_key=None)
+            releaser = asyncio.create_task(_release_all_but_the_first(sim.sim))
+            try:
+                runner = Runner(ledger, client, options, body_for=build_body)
+                outcome = await asyncio.wait_for(runner.run(rows), timeout=30)
+            finally:
+                releaser.cancel()
+            stats = sim.sim.stats()
+        records = ledger.records()
+    finally:
+        ledger.close()
+    assert outcome.stop is None
+    assert stats["max_in_flight_seen"] <= 2
+    assert stats["tasks_created"] == 6
+    statuses = sorted(r.status.value for r in records)
+    assert statuses == ["running"] + ["succeeded"] * 5
+
+
+async def _release_all_but_the_first(sim: Any) -> None:
+    """Release every held task except the first one created, again and again."""
+    while True:
+        for task in sim.tasks()[1:]:
+            if task["held"]:
+                sim.release(task["id"])
+        await asyncio.sleep(0.02)
+
+
+class DownloadSpy(CreateSpy):
+    """Counts the downloads open at once (each held a moment, so they can overlap)."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self.open = self.most_open = 0
+        self.sync_folder: set[bool] = set()
+
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
+        """Hold the download a moment, noting how many are open, then pass it through."""
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        self.sync_folder.add(sync_folder)
+        try:
+            await asyncio.sleep(0.2)
+            return await self.client.download(url, dest, sync_folder=sync_folder)
+        finally:
+            self.open -= 1
+
+
+async def test_downloads_at_once_follow_concurrency(tmp_path: Path) -> None:
+    """With --concurrency 16, up to 16 downloads run at once (no longer 4), never more; every
+    video lands and is recorded, and the folder fsync is the runner's (shared), not each file's."""
+    rows = _rows(tmp_path, 40)
+    ledger = _open(tmp_path, rows)
+    options = RunOptions(concurrency=16, rate=1000, poll_interval=0.02)
+    try:
+        async with serve(SimConfig()) as sim, open_session() as session:
+            spy = DownloadSpy(Client(session, base_url=sim.base_url, api_key=None))
+            runner = Runner(ledger, spy, options, body_for=build_body)
+            await asyncio.wait_for(runner.run(rows), timeout=60)
+        records = ledger.records()
+    finally:
+        ledger.close()
+    assert 4 < spy.most_open <= 16
+    assert spy.sync_folder == {False}
+    assert all(r.status is Status.SUCCEEDED and r.video_file for r in records)
+    assert all((tmp_path / "run" / (r.video_file or "")).is_file() for r in records)
+    assert not list((tmp_path / "run" / "videos").glob("*.part"))
+
+
+async def test_polls_keep_to_the_poll_rate(tmp_path: Path) -> None:
+    """Eight tasks polled every 10 ms with --poll-rate 10: never more than 10 lookups in any
+    one-second window."""
+    seen: list[float] = []
+
+    class PollSpy(CreateSpy):
+        async def get(self, task_id: str) -> TaskInfo:
+            seen.append(asyncio.get_running_loop().time())
+            return await self.client.get(task_id)
+
+    rows = _rows(tmp_path, 8)
+    ledger = _open(tmp_path, rows)
+    options = RunOptions(concurrency=8, rate=1000, poll_interval=0.01, poll_rate=10,
+                         download=False)  # fmt: skip
+    try:
+        async with serve(SimConfig(processing_seconds=2.5)) as sim, open_session() as session:
+            spy = PollSpy(Client(session, base_url=sim.base_url, api_key=None))
+            runner = Runner(ledger, spy, options, body_for=build_body)
+            await asyncio.wait_for(runner.run(rows), timeout=60)
+        records = ledger.records()
+    finally:
+        ledger.close()
+    assert {r.status for r in records} == {Status.SUCCEEDED}
+    assert len(seen) > 20  # the limit was what held them back
+    seen.sort()
+    for i in range(len(seen) - 10):
+        assert seen[i + 10] - seen[i] >= 1.0 - 0.01

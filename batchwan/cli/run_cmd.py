@@ -102,6 +102,13 @@ _SWITCH_INTERVAL = 0.0005
     f"{SIMULATOR_POLL_INTERVAL:g} with --simulate]",
 )
 @click.option(
+    "--poll-rate",
+    type=click.FloatRange(min=0.01),
+    default=20.0,
+    show_default=True,
+    help="Most status lookups per second, across all tasks.",
+)
+@click.option(
     "--max-cost",
     type=click.FloatRange(min=0),
     help="USD ceiling for this run folder.  [default: no ceiling]",
@@ -172,6 +179,7 @@ def run(
     concurrency: int | None,
     rate: float | None,
     poll_interval: float | None,
+    poll_rate: float,
     max_cost: float | None,
     dry_run: bool,
     no_wait: bool,
@@ -217,6 +225,7 @@ def run(
         fix_images=fix_images, xlsx=xlsx, task_deadline=task_deadline,
         limits=_limits(create_deadline, poll_deadline, download_deadline, max_video_mb),
         new_record=new_record, default_store=os.environ.get(STORE_VARIABLE) or None,
+        poll_rate=poll_rate,
     )  # fmt: skip
     resume = _resume_command(source, out, simulate, base_url_option)
     with exit_on_errors(), _interrupted(None, resume):

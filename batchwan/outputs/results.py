@@ -90,11 +90,23 @@ def _request_cell(r: RowRecord, name: str) -> Cell:
     return request_value(r.request.get(name))
 
 
+def request_columns_of(records: Sequence[RowRecord]) -> list[str]:
+    """The request's columns for these rows: the usual ones, then what some row set."""
+    return _request_columns(records)
+
+
 def typed_table(
-    records: Sequence[RowRecord], extra_columns: Sequence[str] = ()
+    records: Sequence[RowRecord],
+    extra_columns: Sequence[str] = (),
+    request_columns: Sequence[str] | None = None,
 ) -> tuple[list[str], list[list[Cell]]]:
-    """The header and typed rows of the results: numbers, times and text, not yet escaped."""
-    request_columns = _request_columns(records)
+    """The header and typed rows of the results: numbers, times and text, not yet escaped.
+
+    ``request_columns`` fixes the request's columns (a refresh renders a few rows at a time
+    under the header of all of them); by default they are worked out from ``records``.
+    """
+    if request_columns is None:
+        request_columns = _request_columns(records)
     own = own_columns(records, extra_columns)
     taken = {*LEADING_COLUMNS, *request_columns, *TAIL_COLUMNS}
     own_names = []
@@ -127,11 +139,13 @@ def typed_table(
 
 
 def results_table(
-    records: Sequence[RowRecord], extra_columns: Sequence[str] = ()
+    records: Sequence[RowRecord],
+    extra_columns: Sequence[str] = (),
+    request_columns: Sequence[str] | None = None,
 ) -> tuple[list[str], list[list[str]]]:
     """The header and rows of results.csv, every cell (the header too) safe to open in a
     spreadsheet, plain numbers left as numbers."""
-    header, rows = typed_table(records, extra_columns)
+    header, rows = typed_table(records, extra_columns, request_columns)
     return [as_text_cell(name) for name in header], [[csv_text(c) for c in row] for row in rows]
 
 
@@ -222,6 +236,23 @@ def _timings(
         "render_seconds_median": statistics.median(renders) if renders else None,
         "render_seconds_p90": percentile(renders, 0.9),
     }, lines
+
+
+def run_summary(
+    records: Sequence[RowRecord], meta: Mapping[str, str], run_dir: Path, committed: float
+) -> dict[str, Any]:
+    """summary.json of a run: ``summarize`` with the run lines from the record and the store's
+    committed cost (it also holds earlier attempts that may have been billed)."""
+    from batchwan.errors import StateError
+    from batchwan.store.records import read_runs
+
+    try:
+        runs = read_runs(run_dir)
+    except StateError:  # the record itself went missing: the run is stopping for that reason
+        runs = []
+    summary = summarize(records, meta, runs=runs)
+    summary["cost"]["committed"] = round(committed, 2)
+    return summary
 
 
 def summarize(

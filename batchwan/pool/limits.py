@@ -5,21 +5,32 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from dataclasses import dataclass
 
 
 class InFlight:
-    """Counts tasks at the provider (submitted, not finished); new ones wait below the cap."""
+    """Counts tasks at the provider (submitted, not finished); new ones wait below the cap.
+
+    A task past its deadline may still run at the provider, so it keeps its place until the
+    run ends (``strand``); when every place is held so, no place will come back and ``close``
+    turns the waiting submitters away.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = max(1, limit)
         self.count = 0
+        self.stranded = 0
+        self._closed = False
         self._changed = asyncio.Condition()
 
-    async def acquire(self) -> None:
-        """Wait for room, then take a place."""
+    async def acquire(self) -> bool:
+        """Wait for room, then take a place; False (nothing taken) once the gate is closed."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self.count < self.limit)
+            await self._changed.wait_for(lambda: self.count < self.limit or self._closed)
+            if self._closed:
+                return False
             self.count += 1
+            return True
 
     def take(self) -> None:
         """Take a place without waiting: a task found running when the run starts."""
@@ -31,9 +42,23 @@ class InFlight:
             self.count = max(0, self.count - 1)
             self._changed.notify()
 
+    def strand(self) -> bool:
+        """A task stopped being followed but may still run: its place stays taken.
 
-class CreateWindow:
-    """At most ``rate`` create requests in any one-second window, also in the first second.
+        True when every place is now held by such tasks.
+        """
+        self.stranded += 1
+        return self.stranded >= self.limit
+
+    async def close(self) -> None:
+        """Turn away every submitter waiting for room, now and later."""
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+
+class RateWindow:
+    """At most ``rate`` requests in any one-second window, also in the first second.
 
     Each of the ``permits`` is handed back one second after its request was answered, so two
     requests on the same permit reach the provider at least a second apart whatever the network
@@ -55,6 +80,46 @@ class CreateWindow:
     def release_later(self) -> None:
         """The request was answered (or failed): its permit returns after the period."""
         asyncio.get_running_loop().call_later(self.period, self._semaphore.release)
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release_later()
+
+
+#: The window on create requests (the name the runner and its tests know).
+CreateWindow = RateWindow
+
+#: Downloads at once follow --concurrency up to this: beyond it the disk, not the network,
+#: is what they wait on, and each open download holds a socket and a file.
+MAX_DOWNLOADS = 64
+#: A polite ceiling on connections, far below the usual 1024 open files of a process.
+MAX_CONNECTIONS = 640
+
+
+@dataclass(frozen=True)
+class PoolSizes:
+    """How many lookups, downloads and connections may be open at once."""
+
+    polls: int
+    downloads: int
+    connections: int
+
+
+def pool_sizes(
+    concurrency: int, *, polls: int | None = None, downloads: int | None = None
+) -> PoolSizes:
+    """Sizes that follow the run's --concurrency, so more tasks in flight get more sockets.
+
+    Every task in flight holds at most one create or one lookup open, so ``concurrency``
+    lookups and connections for them never make a task wait on the pool; downloads hold no
+    place in flight and get their own connections on top.
+    """
+    polls = max(1, polls or concurrency)
+    downloads = max(1, downloads or min(MAX_DOWNLOADS, max(4, concurrency)))
+    connections = min(MAX_CONNECTIONS, max(polls, concurrency) + downloads)
+    return PoolSizes(polls=polls, downloads=downloads, connections=connections)
 
 
 class SharedPause:

@@ -32,7 +32,16 @@ from batchwan.errors import (
     TaskNotFound,
     VideoRefused,
 )
-from batchwan.pool.limits import CreateWindow, InFlight, SharedPause, backoff
+from batchwan.pool.downloads import VideoFolder
+from batchwan.pool.limits import (
+    CreateWindow,
+    InFlight,
+    PoolSizes,
+    RateWindow,
+    SharedPause,
+    backoff,
+    pool_sizes,
+)
 from batchwan.safe_text import one_line
 from batchwan.store.base import Claim, Store
 from batchwan.store.repeats import RepeatIndex
@@ -55,8 +64,8 @@ class ApiClient(Protocol):
         """Look up one task of ``model`` (None: the client's own model)."""
         ...
 
-    async def download(self, url: str, dest: Path) -> int:
-        """Stream one video to ``dest``."""
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
+        """Stream one video to ``dest``; ``sync_folder=False``: the caller fsyncs the folder."""
         ...
 
 
@@ -71,8 +80,9 @@ class RunOptions:
     wait: bool = True
     download: bool = True
     max_cost: float | None = None
-    poll_concurrency: int = 8
-    download_concurrency: int = 4
+    poll_concurrency: int | None = None  # lookups at once; None: follows concurrency
+    download_concurrency: int | None = None  # None: follows concurrency, 4 to 64
+    poll_rate: float = 20.0  # most lookups per second (Alibaba documents 20 for status queries)
     create_tries: int = 8  # sends of a create that the provider surely did not accept
     retry_after_cap: float = 60.0
     backoff_base: float = 1.0
@@ -81,6 +91,12 @@ class RunOptions:
     download_tries: int = 3
     stop_grace: float = 20.0  # how long an interrupted run waits for creates already on the wire
     limit: int | None = None  # send at most this many new rows in this run (--limit)
+
+    def sizes(self) -> PoolSizes:
+        """Lookups, downloads and connections at once, following ``concurrency``."""
+        return pool_sizes(
+            self.concurrency, polls=self.poll_concurrency, downloads=self.download_concurrency
+        )
 
 
 class StopReason(StrEnum):
@@ -172,9 +188,17 @@ class Runner:
             CreateWindow(options.rate),
         )
         self._pause = SharedPause()
-        self._polls = asyncio.Semaphore(options.poll_concurrency)
-        self._downloads = asyncio.Semaphore(options.download_concurrency)
+        sizes = options.sizes()
+        self._polls = asyncio.Semaphore(sizes.polls)
+        self._poll_window = RateWindow(options.poll_rate)
+        self._downloads = asyncio.Semaphore(sizes.downloads)
+        self._videos = VideoFolder(ledger.run_dir / VIDEOS_DIR)
         self._followers: set[asyncio.Task[None]] = set()
+        self._submitting = 0  # submit workers still running
+        # Set whenever the run may have reached a point _finish waits for: a submit worker
+        # ended, the last follower ended, or the run is stopping. One event and two counters
+        # keep the wait O(1) per ended task, where waiting on every follower again was O(n).
+        self._progress = asyncio.Event()
         self._rows_by_key: dict[str, CheckedRow] = {}
         self._accepted_at: dict[str, float] = {}  # row key -> loop time its create was answered
         self._taken_names: set[str] | None = None  # video files chosen in this run folder
@@ -196,6 +220,7 @@ class Runner:
         self._no_more_creates.set()
         if reason is not StopReason.BUDGET:
             self._stopping.set()
+            self._progress.set()
 
     @property
     def stopping(self) -> bool:
@@ -239,10 +264,12 @@ class Runner:
             asyncio.create_task(self._submit_worker(queue))
             for _ in range(min(self.options.concurrency, len(queue)))
         ]
+        self._submitting = len(submitters)
         for task in submitters:
+            task.add_done_callback(self._submitter_done)
             task.add_done_callback(self._worker_done)
         try:
-            await self._finish(submitters)
+            await self._finish()
         finally:
             for task in (*submitters, *self._followers):
                 task.cancel()
@@ -262,29 +289,36 @@ class Runner:
         await self.ledger.settle_pending(held, f"not sent: --limit {limit} reached")
         log.info("--limit %d: %d rows left pending", limit, len(held))
 
-    async def _finish(self, submitters: list[asyncio.Task[None]]) -> None:
+    async def _finish(self) -> None:
         """Wait for the submitters, then (unless told not to) for every task to end."""
-        stopped = asyncio.create_task(self._stopping.wait())
-        try:
-            pending = {t for t in submitters if not t.done()}
-            while pending and not self._stopping.is_set():
-                await asyncio.wait([stopped, *pending], return_when=asyncio.FIRST_COMPLETED)
-                pending = {t for t in pending if not t.done()}
-            while self.options.wait and self._followers and not self._stopping.is_set():
-                await asyncio.wait([stopped, *self._followers], return_when=asyncio.FIRST_COMPLETED)
-            if self._stopping.is_set():
-                # A create already on the wire gets its answer recorded, within a grace period;
-                # one still unanswered after it is found `unknown` by the next run.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wire_idle.wait(), self.options.stop_grace)
-        finally:
-            stopped.cancel()
+        while self._submitting and not self._stopping.is_set():
+            await self._next_progress()
+        while self.options.wait and self._followers and not self._stopping.is_set():
+            await self._next_progress()
+        if self._stopping.is_set():
+            # A create already on the wire gets its answer recorded, within a grace period;
+            # one still unanswered after it is found `unknown` by the next run.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wire_idle.wait(), self.options.stop_grace)
+
+    async def _next_progress(self) -> None:
+        self._progress.clear()
+        await self._progress.wait()
 
     def _follow(self, coro: Awaitable[None], entry: TaskEntry) -> None:
         task = asyncio.create_task(self._contained(coro, entry))
         self._followers.add(task)
-        task.add_done_callback(self._followers.discard)
+        task.add_done_callback(self._follower_done)
         task.add_done_callback(self._worker_done)
+
+    def _follower_done(self, task: asyncio.Task[None]) -> None:
+        self._followers.discard(task)
+        if not self._followers:
+            self._progress.set()
+
+    def _submitter_done(self, task: asyncio.Task[None]) -> None:
+        self._submitting -= 1
+        self._progress.set()
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         """A worker that died of an error stops the run; it must never fail silently."""
@@ -325,7 +359,8 @@ class Runner:
             row = queue.popleft()
             if row.model in self._no_endpoint:
                 continue  # already given the 404's reason
-            await self._in_flight.acquire()
+            if not await self._in_flight.acquire():
+                return  # every place is held by tasks past their deadline
             accepted = False
             try:
                 if not self._no_more_creates.is_set():
@@ -531,15 +566,11 @@ class Runner:
                 if await self._sleep(wait):
                     return
                 if loop.time() > deadline:
-                    minutes = self.options.task_deadline / 60
-                    await self.ledger.note(
-                        entry.key,
-                        f"still running at the provider after {minutes:.0f} min; "
-                        "run again to collect it",
-                    )
+                    released = True  # the task may still run there: its place stays taken
+                    await self._task_overdue(entry)
                     return
                 try:
-                    async with self._polls:
+                    async with self._polls, self._poll_window:
                         info = await self.client.get(entry.task_id or "", model=entry.model or None)
                 except TaskNotFound as exc:
                     not_found += 1
@@ -569,6 +600,28 @@ class Runner:
             if not released:
                 await self._in_flight.release()
 
+    async def _task_overdue(self, entry: TaskEntry) -> None:
+        """Stop following a task past its deadline; it keeps its place until the run ends.
+
+        Freeing the place would let a new create go out while this task may still be running
+        at the provider: more tasks at once than --concurrency. Polling on forever would make
+        the deadline meaningless. So the row stays `running` (the next run collects it), and
+        once every place is held by such tasks, the rows not sent stay pending, saying why.
+        """
+        minutes = self.options.task_deadline / 60
+        await self.ledger.note(
+            entry.key,
+            f"still running at the provider after {minutes:.0f} min; run again to collect it",
+        )
+        if self._in_flight.strand():
+            self._no_more_creates.set()
+            await self._in_flight.close()
+            await self.ledger.settle_pending(
+                self._rows_by_key,
+                f"not sent: all {self._in_flight.limit} places of --concurrency are held by "
+                "tasks still running at the provider past their deadline; run again later",
+            )
+
     async def _task_lost(self, entry: TaskEntry, exc: ApiError) -> None:
         message = (
             f"the provider does not know task {entry.task_id} "
@@ -587,7 +640,9 @@ class Runner:
             self._emit(RunEvent("finished", f"{where}: succeeded", Status.SUCCEEDED))
             log.info("%s: task %s succeeded (trace %s)", where, entry.task_id, info.trace_id)
             if self._download_due(entry):
-                await self._download(entry)
+                # Its own follower: the place in flight is free already, and a lookup worker
+                # must not wait on a busy disk or video host.
+                self._follow(self._download(entry), entry)
             return
         if info.state is TaskState.SUCCEEDED:
             message = f"the provider reported success but returned no video (task {info.task_id})"
@@ -623,11 +678,15 @@ class Runner:
         """Fetch one video into videos/, retrying a few times; a failure is noted, not fatal."""
         relative = entry.video_file or self._new_video_name(entry)
         dest = self.ledger.run_dir / relative
-        dest.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(self.options.download_tries):
             try:
                 async with self._downloads:
-                    size = await self.client.download(entry.video_url or "", dest)
+                    await self._videos.ready()
+                    size = await self.client.download(
+                        entry.video_url or "", dest, sync_folder=False
+                    )
+                # Its name durable before the record says it is there (see pool.downloads).
+                await self._videos.sync()
             except VideoRefused as exc:  # asking again would get the same answer
                 await self.ledger.task_finished(
                     entry.key, Status.FAILED, video_url=entry.video_url, error=str(exc)

@@ -120,9 +120,9 @@ class Client:
         request = self._provider.status_request(task_id, model or self._model)
         return await self._call("get", request, task_id)
 
-    async def download(self, url: str, dest: Path) -> int:
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
         """Stream ``url`` into ``dest``; return its bytes (see ``downloads.Downloader``)."""
-        return await self._downloader.download(url, dest)
+        return await self._downloader.download(url, dest, sync_folder=sync_folder)
 
     async def _call(self, op: Operation, request: Request, task_id: str | None) -> TaskInfo:
         started = asyncio.get_running_loop().time()

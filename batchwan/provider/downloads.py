@@ -31,6 +31,7 @@ _log = logging.getLogger(__name__)
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+_BUFFER = 1 << 22  # bytes held in memory between writes
 _CHUNK = 1 << 18
 _REDIRECTS = 5
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -130,17 +131,19 @@ class Downloader:
         self._policy = policy
         self._timeout = limits.timeout()
 
-    async def download(self, url: str, dest: Path) -> int:
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
         """Fetch ``url`` into ``dest`` (via ``dest.part``, fsynced, renamed); return its bytes.
 
         The API key is never sent here: output URLs may point at a third-party asset host.
+        With ``sync_folder=False`` the caller makes the rename durable itself (one folder fsync
+        can cover many files).
         """
         part = dest.with_name(dest.name + ".part")
         shown = loggable_url(url)
         deadline = Deadline(self._limits.download_deadline)
         try:
             async with deadline:
-                size = await self._follow(url, part)
+                size = await self._follow(url, _PartFile(part, dest, sync_folder))
         except (aiohttp.ClientError, TimeoutError) as exc:
             _log.debug("GET %s -> %s", shown, type(exc).__name__)
             await asyncio.to_thread(_remove, part)
@@ -153,12 +156,10 @@ class Downloader:
         except BaseException:
             await asyncio.to_thread(_remove, part)
             raise
-        await asyncio.to_thread(os.replace, part, dest)
-        await asyncio.to_thread(_fsync_dir, dest.parent)
         _log.debug("GET %s -> %d bytes", shown, size)
         return size
 
-    async def _follow(self, url: str, part: Path) -> int:
+    async def _follow(self, url: str, part: _PartFile) -> int:
         for _ in range(_REDIRECTS + 1):
             await self._check_host(check_video_url(url, self._policy))
             async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as resp:
@@ -197,13 +198,15 @@ class Downloader:
             if address is not None and (reason := self._policy.refusal(address)):
                 raise _refused(loggable_url(url), reason)
 
-    async def _stream(self, resp: aiohttp.ClientResponse, part: Path, url: str) -> int:
+    async def _stream(self, resp: aiohttp.ClientResponse, file: _PartFile, url: str) -> int:
         cap = self._limits.max_video_bytes
         too_big = f"it is larger than the {cap / MB:g} MB limit (see --max-video-mb)"
         if resp.content_length is not None and resp.content_length > cap:
             raise _refused(loggable_url(url), too_big)
-        handle = await asyncio.to_thread(open_part, part)
-        size = 0
+        # Chunks are gathered in memory and written a few MB at a time, so a short video costs
+        # one thread hop (write, fsync, close, rename) instead of one per chunk.
+        buffered: list[bytes] = []
+        held = size = 0
         head = b""
         try:
             async for chunk in resp.content.iter_chunked(_CHUNK):
@@ -214,13 +217,51 @@ class Downloader:
                 size += len(chunk)
                 if size > cap:
                     raise _refused(loggable_url(url), too_big)
-                await asyncio.to_thread(handle.write, chunk)
+                buffered.append(chunk)
+                held += len(chunk)
+                if held >= _BUFFER:
+                    await asyncio.to_thread(file.write, buffered)
+                    buffered, held = [], 0
             if len(head) < 8:
                 raise _refused(loggable_url(url), _not_mp4(head))
-            await asyncio.to_thread(_flush_and_sync, handle)
+            await asyncio.to_thread(file.finish, buffered)
         finally:
-            await asyncio.to_thread(handle.close)
+            if not file.closed:
+                await asyncio.to_thread(file.close)
         return size
+
+
+class _PartFile:
+    """A download's ``.part`` file, opened on first write; finished by fsync and rename."""
+
+    def __init__(self, part: Path, dest: Path, sync_folder: bool) -> None:
+        self.part = part
+        self.dest = dest
+        self.sync_folder = sync_folder
+        self._handle: BinaryIO | None = None
+        self.closed = False
+
+    def write(self, chunks: list[bytes]) -> None:
+        """Append chunks (the file is created on the first write)."""
+        if self._handle is None:
+            self._handle = open_part(self.part)
+        self._handle.writelines(chunks)
+
+    def finish(self, chunks: list[bytes]) -> None:
+        """Write the rest, make the content durable, then give the file its real name."""
+        self.write(chunks)
+        assert self._handle is not None  # written just above
+        _flush_and_sync(self._handle)
+        self.close()
+        os.replace(self.part, self.dest)
+        if self.sync_folder:
+            _fsync_dir(self.dest.parent)
+
+    def close(self) -> None:
+        """Close the file (also after a failure; the caller removes the part)."""
+        if self._handle is not None:
+            self._handle.close()
+        self.closed = True
 
 
 def _not_mp4(head: bytes) -> str:

@@ -132,6 +132,11 @@ class Store(Protocol):
         """USD of every create that was or may have been billed, over the run's life."""
         ...
 
+    def take_changed(self) -> set[str] | None:
+        """Row keys whose entries changed since the last call (None: any may have, e.g. by
+        another runner of a shared run), for refreshes that rebuild only what changed."""
+        ...
+
     def snapshot(self) -> Snapshot:
         """A copy of what the record knows now, safe to read from another thread."""
         ...

@@ -439,6 +439,10 @@ class PostgresStore:
             (row,) = conn.execute(_COMMITTED_SUM, (self.run,))
         return float(row["total"])
 
+    def take_changed(self) -> set[str] | None:
+        """Other runners change the shared record too: any row may have changed."""
+        return None
+
     def snapshot(self) -> Snapshot:
         """The whole run as the database holds it now, over this runner's sheet."""
         with self.connection() as conn:

@@ -123,6 +123,7 @@ class SqliteStore:
         self._queued: dict[str, TaskEntry] = {}  # written, not yet committed: the newest view
         self._total = sum(e.committed for e in self._entries.values())
         self._version = 0  # bumped at every commit; the records are built once per version
+        self._changed: set[str] = set()  # keys committed since the last take_changed()
         self._records: tuple[int, list[RowRecord]] | None = None
         self.sheet_rows: list[CheckedRow] = []
         self._notes: dict[int, str] = {}  # sheet position -> remark made when the sheet was read
@@ -289,6 +290,7 @@ class SqliteStore:
             raise
         for entry in entries:
             self._entries[entry.key] = entry
+            self._changed.add(entry.key)
             if self._queued.get(entry.key) is entry:
                 del self._queued[entry.key]
         self._version += 1
@@ -375,6 +377,11 @@ class SqliteStore:
         if self._records is None or self._records[0] != self._version:
             self._records = (self._version, self.snapshot().records())
         return self._records[1]
+
+    def take_changed(self) -> set[str] | None:
+        """Row keys committed since the last call (during the run, by this store only)."""
+        changed, self._changed = self._changed, set()
+        return changed
 
     def snapshot(self) -> Snapshot:
         """What the record has committed now, safe to read from another thread.
