@@ -8,7 +8,7 @@ from pathlib import Path
 from unittest import mock
 
 from batchwan.checks.validation import check_rows
-from batchwan.pipeline import write_outputs
+from batchwan.execution import write_outputs
 from batchwan.pool.refresh import FreshRecords
 from batchwan.sheet.jobfile import load_source
 from batchwan.sheet.loader import read_sheet

@@ -78,12 +78,15 @@ class SharedInFlight(InFlight):
     async def acquire(self) -> bool:
         """Wait until the run has room for one more task; False once the gate is closed."""
         # Room is made by other runners too: only the database can say; ask it again and again.
-        while not self._closed and await self._store.call(open_tasks, self._store) >= self.limit:
+        while not self._closed and await self._full():  # noqa: ASYNC110 - the room is in the database
             await asyncio.sleep(random.uniform(0.5, 1.5) * _RECHECK)
         if self._closed:
             return False
         self.count += 1
         return True
+
+    async def _full(self) -> bool:
+        return bool(await self._store.call(open_tasks, self._store) >= self.limit)
 
     async def release(self) -> None:
         """The database already counts the row as done or not sent; only the local count."""
