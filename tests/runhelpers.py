@@ -56,7 +56,7 @@ def fast_options(base_url: str, out: Path, *extra: str) -> list[str]:
     """Options that make a run against a quick simulator finish in a second or two."""
     return [
         "--base-url", base_url, "--out", str(out), "--poll-interval", "0.05",
-        "--concurrency", "16", "--rate", "200", "--quiet", *extra,
+        "--concurrency", "16", "--rate", "200", "--poll-rate", "1000", "--quiet", *extra,
     ]  # fmt: skip
 
 

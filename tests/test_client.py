@@ -521,7 +521,7 @@ async def test_download_cut_short_leaves_no_part_file(
     async def short(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Length": "100000"})
         await response.prepare(request)
-        await response.write(b"x" * 1000)
+        await response.write(b"\x00\x00\x00\x18ftypisom" + b"x" * 1000)  # an MP4's start
         assert request.transport is not None
         request.transport.abort()
         return response

@@ -329,6 +329,9 @@ def test_full_disk_on_a_download_says_so_and_a_rerun_collects(
         def write(self, data: bytes) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
 
+        def writelines(self, chunks: list[bytes]) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
         def close(self) -> None:
             pass
 

@@ -49,7 +49,7 @@ class Breaking:
         self._maybe_break("get")
         return await self.client.get(task_id)
 
-    async def download(self, url: str, dest: Path) -> int:
+    async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
         """Download through the real client, or break."""
         self._maybe_break("download")
         return await self.client.download(url, dest)

@@ -331,9 +331,9 @@ async def test_polls_keep_to_the_poll_rate(tmp_path: Path) -> None:
     seen: list[float] = []
 
     class PollSpy(CreateSpy):
-        async def get(self, task_id: str) -> TaskInfo:
+        async def get(self, task_id: str, *, model: str | None = None) -> TaskInfo:
             seen.append(asyncio.get_running_loop().time())
-            return await self.client.get(task_id)
+            return await self.client.get(task_id, model=model)
 
     rows = _rows(tmp_path, 8)
     ledger = _open(tmp_path, rows)
