@@ -1,4 +1,4 @@
-"""batchwan: turn a spreadsheet into Wan 2.5 image-to-video generations, safely and resumably."""
+"""batchwan: turn a spreadsheet into Wan video generations, safely and resumably."""
 
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any

@@ -60,7 +60,7 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batchwan")
 def main() -> None:
-    """Turn a spreadsheet of prompts and first frames into Wan 2.5 videos.
+    """Turn a spreadsheet of prompts and frames into Wan videos.
 
     \b
     Start here:
