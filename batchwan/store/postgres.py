@@ -34,13 +34,12 @@ from batchwan.store.pglimits import OPEN, SharedCreateWindow, SharedInFlight, op
 from batchwan.store.pgschema import check_url, migrate, open_pool, write_pointer
 from batchwan.store.records import Snapshot
 from batchwan.store.schema import (
-    SCHEMA_VERSION,
     TASK_COLUMNS,
     TaskEntry,
     iso_utc,
     now_utc,
 )
-from batchwan.store.sheetmatch import match_sheet
+from batchwan.store.sheetmatch import claim_updates, match_sheet
 from batchwan.store.sheetsync import SHEET_COLUMNS, plan_sync
 from batchwan.values import CheckedRow, RowRecord, Status
 
@@ -160,11 +159,7 @@ class PostgresStore:
                             recorded, keys if keys is not None else recorded)  # fmt: skip
         if found.warning and not found.same_path:
             log.info("%s", found.warning)  # on a shared run each machine has its own path
-        stamp = iso_utc(now_utc()) or ""
-        updates = {"sheet": sheet_text, "model": model, "run_started_at": stamp,
-                   "max_cost": "" if max_cost is None else str(max_cost)}  # fmt: skip
-        if "started_at" not in self.meta:
-            updates.update(started_at=stamp, schema=SCHEMA_VERSION)
+        updates = claim_updates(self.meta, sheet_text, model, max_cost)
         with self.connection() as conn, conn.transaction():
             for name, value in updates.items():
                 keep = name in ("started_at", "schema")

@@ -6,10 +6,11 @@ row keys with the record and is refused before anything is sent.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from batchwan.errors import StateError
+from batchwan.store.schema import SCHEMA_VERSION, iso_utc, now_utc
 
 #: Of the rows the record and the sheet could share, at least this share must match.
 MIN_SHARED = 0.5
@@ -51,3 +52,21 @@ def match_sheet(
         f"{len(recorded)} rows: it is another sheet. Nothing was sent; choose another --out "
         "for this sheet (or point the run at its own sheet again)"
     )
+
+
+def claim_updates(
+    meta: Mapping[str, str], sheet_text: str, model: str, max_cost: float | None
+) -> dict[str, str]:
+    """The meta entries a run's start writes: its sheet, model and ceiling, when it started
+    (and, the first time, when the run began and the schema it was written with)."""
+    stamp = iso_utc(now_utc()) or ""
+    updates = {
+        "sheet": sheet_text,
+        "model": model,
+        "run_started_at": stamp,
+        "max_cost": "" if max_cost is None else str(max_cost),
+    }
+    if "started_at" not in meta:
+        updates["started_at"] = stamp
+        updates["schema"] = SCHEMA_VERSION
+    return updates

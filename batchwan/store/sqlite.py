@@ -29,7 +29,6 @@ from batchwan.store.base import Claim
 from batchwan.store.records import Snapshot
 from batchwan.store.schema import (
     LOST_ANSWER,
-    SCHEMA_VERSION,
     STATE_FILE,
     TASK_COLUMNS,
     TaskEntry,
@@ -38,7 +37,7 @@ from batchwan.store.schema import (
     migrate,
     now_utc,
 )
-from batchwan.store.sheetmatch import match_sheet
+from batchwan.store.sheetmatch import claim_updates, match_sheet
 from batchwan.store.sheetsync import plan_sync
 from batchwan.store.writer import Batch, Statement, Writer
 from batchwan.values import CheckedRow, RowRecord, Status
@@ -154,16 +153,7 @@ class SqliteStore:
                             keys if keys is not None else recorded)  # fmt: skip
         if found.warning:
             log.warning("%s", found.warning)
-        stamp = iso_utc(now_utc()) or ""
-        updates = {
-            "sheet": sheet_text,
-            "model": model,
-            "run_started_at": stamp,
-            "max_cost": "" if max_cost is None else str(max_cost),
-        }
-        if "started_at" not in self.meta:
-            updates["started_at"] = stamp
-            updates["schema"] = SCHEMA_VERSION
+        updates = claim_updates(self.meta, sheet_text, model, max_cost)
         self._writer.write_now(
             [("INSERT OR REPLACE INTO meta VALUES (?, ?)", kv) for kv in updates.items()]
         )
