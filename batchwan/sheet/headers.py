@@ -20,30 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchwan.catalog.spec import ALL_FIELDS
 from batchwan.errors import InputError
 
-#: Every field a sheet column may feed: the create call's fields (those of the newer models
-#: too), the row's own ``id``, and ``take`` (a deliberate second take of the same request).
-#: The model registry knows which fields each model sends; this list is the union of them.
-FIELDS: tuple[str, ...] = (
-    "prompt",
-    "image",
-    "negative_prompt",
-    "audio",
-    "audio_url",
-    "resolution",
-    "duration",
-    "prompt_extend",
-    "seed",
-    "safety_filter",
-    "model",
-    "last_frame",
-    "size",
-    "shot_type",
-    "template",
-    "id",
-    "take",
-)
+#: Every field a sheet column may feed: the create call's fields of every model in the
+#: catalog, the row's ``model`` and its own ``id``, and ``take`` (a deliberate second take of
+#: the same request). The model registry knows which of them each model sends.
+FIELDS: tuple[str, ...] = (*ALL_FIELDS, "model", "id", "take")
 
 #: The other names people give each field, in their normal form (see ``normal_form``).
 ALIASES: dict[str, tuple[str, ...]] = {
