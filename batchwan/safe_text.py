@@ -44,7 +44,11 @@ def has_controls(text: str) -> bool:
 def one_line(text: object, limit: int = 300) -> str:
     """``text`` cleaned for a record or a message: one line, no invisible format characters,
     white space folded, at most ``limit`` characters (a server can put anything in a detail)."""
-    value = _SEQUENCES.sub("", str(text))
+    value = str(text)
+    if value.isascii() and value.isprintable():  # the common case, at C speed
+        value = " ".join(value.split())
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    value = _SEQUENCES.sub("", value)
     value = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in value
     )

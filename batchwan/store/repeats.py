@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -178,7 +179,9 @@ class RepeatIndex:
         )
 
 
+@functools.lru_cache(maxsize=64)
 def _folder(run_dir: Path) -> str:
+    # Asked twice for every create of a run: resolving the path each time costs syscalls.
     return str(run_dir.resolve())
 
 
