@@ -16,10 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_run import _free_port, _start_simulator, _write_sheet
+from bench.bench_run import write_sheet
+from bench.simproc import simulator
 from tests.pgserver import running_server
 
-LIMITS = ("--concurrency", "16", "--rate", "200", "--poll-interval", "0.05", "--quiet")
+LIMITS = (
+    "--concurrency", "16", "--rate", "200", "--poll-rate", "1000", "--poll-interval", "0.05",
+    "--quiet",
+)  # fmt: skip
 
 
 def _runners(sheet: Path, outs: list[Path], base_url: str, store: str | None) -> float:
@@ -75,31 +79,28 @@ def _checkpoint_cost(rows: int) -> dict[str, float]:
 
 def run(rows: int = 1000) -> dict[str, float]:
     """The figures: seconds for each set-up, and their ratios."""
-    port = _free_port()
-    sim = _start_simulator(port)
-    base_url = f"http://127.0.0.1:{port}"
     figures: dict[str, float] = {}
-    try:
-        with tempfile.TemporaryDirectory() as folder, running_server(fsync=True) as pg:
-            root = Path(folder)
-            import psycopg
+    with (
+        simulator() as base_url,
+        tempfile.TemporaryDirectory() as folder,
+        running_server(fsync=True) as pg,
+    ):
+        root = Path(folder)
+        import psycopg
 
-            for name in ("one", "three"):
-                with psycopg.connect(pg.url(), autocommit=True) as conn:
-                    conn.execute(f"CREATE DATABASE {name}")
+        for name in ("one", "three"):
+            with psycopg.connect(pg.url(), autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
 
-            def sheet(tag: str) -> Path:
-                path = root / f"{tag}.csv"
-                _write_sheet(path, rows, tag)
-                return path
+        def sheet(tag: str) -> Path:
+            path = root / f"{tag}.csv"
+            write_sheet(path, rows, tag)
+            return path
 
-            sqlite_s = _runners(sheet("sqlite"), [root / "a" / "run"], base_url, None)
-            pg_one_s = _runners(sheet("pg1"), [root / "b" / "run"], base_url, pg.url("one"))
-            outs = [root / f"c{i}" / "run" for i in range(3)]
-            pg_three_s = _runners(sheet("pg3"), outs, base_url, pg.url("three"))
-    finally:
-        sim.terminate()
-        sim.wait()
+        sqlite_s = _runners(sheet("sqlite"), [root / "a" / "run"], base_url, None)
+        pg_one_s = _runners(sheet("pg1"), [root / "b" / "run"], base_url, pg.url("one"))
+        outs = [root / f"c{i}" / "run" for i in range(3)]
+        pg_three_s = _runners(sheet("pg3"), outs, base_url, pg.url("three"))
     figures["rows"] = rows
     figures["sqlite_one_runner_s"] = round(sqlite_s, 2)
     figures["postgres_one_runner_s"] = round(pg_one_s, 2)
