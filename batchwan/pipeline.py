@@ -303,7 +303,7 @@ class Pipeline:
         self._emit(checked_event(prepared.rows))
         self.phase = Phase.STARTING
         with contextlib.ExitStack() as stack:
-            from batchwan.store.pgschema import is_postgres
+            from batchwan.store.choose import is_postgres
             from batchwan.store.sqlite import refuse_lost_record
 
             spec = prepared.spec

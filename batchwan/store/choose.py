@@ -6,8 +6,12 @@ from pathlib import Path
 
 from batchwan.errors import InputError, StateError
 from batchwan.store.base import Store
-from batchwan.store.pgschema import check_url, is_postgres
 from batchwan.store.schema import STATE_FILE
+
+
+def is_postgres(url: str | None) -> bool:
+    """Whether ``--store`` names a PostgreSQL database (the driver is imported only then)."""
+    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
 
 
 def check_store(url: str | None) -> None:
@@ -19,6 +23,8 @@ def check_store(url: str | None) -> None:
             f"--store {url!r}: not a store batchwan knows; leave it out for the run folder's "
             "state.db, or give postgresql://user@host/database"
         )
+    from batchwan.store.pgschema import check_url
+
     check_url(url)
 
 

@@ -17,16 +17,12 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
 from batchwan.errors import InputError, StateError
+from batchwan.store.choose import is_postgres
 
 #: Where a run folder says which shared store holds its record (never a password).
 POINTER_FILE = "store.json"
 #: Any fixed number: the advisory lock under which migrations are applied.
 _MIGRATION_LOCK = 74_201_991
-
-
-def is_postgres(url: str | None) -> bool:
-    """Whether ``--store`` names a PostgreSQL database."""
-    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
 
 
 def check_url(url: str) -> str:
