@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 
 from batchwan.errors import StateError
 from batchwan.store.pgschema import check_url
-from batchwan.store.schema import TaskEntry, now_utc, parse_iso
+from batchwan.store.schema import TaskEntry, run_line
 from batchwan.values import RowRecord, RunLine, Status
 
 BEING_SENT = "the create is being sent now"
@@ -93,13 +93,4 @@ def read_runs(url: str, run: str) -> list[RunLine]:
         rows = conn.execute(
             "SELECT * FROM bw_run_lines WHERE run = %s ORDER BY number", (run,)
         ).fetchall()
-    return [
-        RunLine(
-            number=r["number"],
-            started_at=parse_iso(r["started_at"]) or now_utc(),
-            ended_at=parse_iso(r["ended_at"]),
-            sent=r["sent"],
-            collected=r["collected"],
-        )
-        for r in rows
-    ]
+    return [run_line(r) for r in rows]

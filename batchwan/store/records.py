@@ -15,7 +15,13 @@ from typing import Any
 
 from batchwan.errors import StateError
 from batchwan.store.runlock import run_is_live
-from batchwan.store.schema import LOST_ANSWER, STATE_FILE, TaskEntry, connect, now_utc, parse_iso
+from batchwan.store.schema import (
+    LOST_ANSWER,
+    STATE_FILE,
+    TaskEntry,
+    connect,
+    run_line,
+)
 from batchwan.store.sheetmatch import match_sheet
 from batchwan.values import CheckedRow, RowRecord, RunLine, Status
 
@@ -257,16 +263,7 @@ def read_runs(run_dir: Path) -> list[RunLine]:
         return pgread.read_runs(*shared)
     with _ReadOnly(run_dir) as conn:
         rows = conn.execute("SELECT * FROM runs ORDER BY number").fetchall()
-    return [
-        RunLine(
-            number=r["number"],
-            started_at=parse_iso(r["started_at"]) or now_utc(),
-            ended_at=parse_iso(r["ended_at"]),
-            sent=r["sent"],
-            collected=r["collected"],
-        )
-        for r in rows
-    ]
+    return [run_line(r) for r in rows]
 
 
 class _ReadOnly:

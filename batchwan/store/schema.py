@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchwan.values import COMMITTED, Status
+from batchwan.values import COMMITTED, RunLine, Status
 
 STATE_FILE = "state.db"
 SCHEMA_VERSION = "3"
@@ -196,3 +196,14 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def run_line(row: sqlite3.Row | Mapping[str, Any]) -> RunLine:
+    """One run line from its stored row (SQLite or PostgreSQL, the same columns)."""
+    return RunLine(
+        number=row["number"],
+        started_at=parse_iso(row["started_at"]) or now_utc(),
+        ended_at=parse_iso(row["ended_at"]),
+        sent=row["sent"],
+        collected=row["collected"],
+    )
