@@ -24,6 +24,8 @@ from batchwan.store.choose import open_store
 from batchwan.store.records import Snapshot
 from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import iso_utc, now_utc
+from batchwan.store.sqlite import SqliteStore
+from batchwan.store.writer import Writer
 from batchwan.values import CheckedRow, Status
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,11 @@ async def _refresh(ledger: Store) -> None:
         interval = max(REFRESH_SECONDS, 10 * (loop.time() - started))
 
 
+def _writer_of(ledger: Store) -> Writer | None:
+    """The record's writer thread when it is a local file, to write the index of sends too."""
+    return ledger.writer if isinstance(ledger, SqliteStore) else None
+
+
 async def execute(
     ledger: Store,
     rows: Sequence[CheckedRow],
@@ -129,7 +136,7 @@ async def execute(
         # A simulated run has no key and stays out of the index; a shared run's store already
         # sends each row once across all its runners and folders.
         repeats = (
-            RepeatIndex.open(endpoint.base_url, endpoint.api_key)
+            RepeatIndex.open(endpoint.base_url, endpoint.api_key, writer=_writer_of(ledger))
             if endpoint.api_key and index_sends
             else None
         )

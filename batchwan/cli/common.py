@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,6 +106,58 @@ class TqdmHandler(logging.StreamHandler[TextIO]):
             self.handleError(record)
 
 
+class RunLogHandler(logging.FileHandler):
+    """run.log, written by a thread of its own: each line reaches the file within a moment.
+
+    A write per line on the loop's thread would cost a system call for each of the three lines
+    every row logs, and each call hands the GIL to another thread. So lines are written within
+    ``FLUSH_SECONDS``, and at once (by the flusher) for warnings, errors and lines logged with
+    ``extra={"flush_now": True}`` (a task id the provider just gave: what a killed run's reader
+    needs most).
+    """
+
+    FLUSH_SECONDS = 0.5
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self._flushing = False  # True only while the flusher (or close) writes the buffer
+        self._wake = threading.Event()  # a line must be written now
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_soon, name="batchwan-log", daemon=True)
+        self._flusher.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)  # ends with self.flush(), which only buffers
+        if record.levelno >= logging.WARNING or getattr(record, "flush_now", False):
+            self._wake.set()
+
+    def flush(self) -> None:
+        if self._flushing:
+            super().flush()
+
+    def _write_out(self) -> None:
+        self.acquire()
+        try:
+            self._flushing = True
+            self.flush()
+        finally:
+            self._flushing = False
+            self.release()
+
+    def _flush_soon(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.FLUSH_SECONDS)
+            self._wake.clear()
+            self._write_out()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._flusher.join()
+        self._write_out()
+        super().close()
+
+
 def setup_logging(run_log: Path | None, *, console_level: int | None) -> list[logging.Handler]:
     """Log everything to run.log with times; to the console only at ``console_level``.
 
@@ -112,11 +165,14 @@ def setup_logging(run_log: Path | None, *, console_level: int | None) -> list[lo
     """
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    # No line shows the process or thread; each record need not look them up (a command owns
+    # its process, as with the switch interval; the library never changes these).
+    logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
     key = api_key()
     added: list[logging.Handler] = []
     if run_log is not None:
         run_log.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(run_log, encoding="utf-8")
+        file_handler = RunLogHandler(run_log)
         file_handler.setFormatter(
             SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", key=key)
         )

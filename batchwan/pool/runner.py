@@ -412,15 +412,24 @@ class Runner:
             self._on_wire += 1
             self._wire_idle.clear()
             try:
+                # The index of sends and the record are written at once, each in its own
+                # group commit: the create waits for one fsync's time, not two in a row.
+                announced = (
+                    self._repeats.about_to_send(row, self.ledger.run_dir)
+                    if self._repeats is not None
+                    else None
+                )
                 # The store checks the budget and marks the row, in one step.
                 claim = await self.ledger.begin_create(row.key, max_cost=self.options.max_cost)
+                if announced is not None:
+                    await announced
+                    if claim is not Claim.SENDING and self._repeats is not None:
+                        await self._repeats.not_sent(row, self.ledger.run_dir)
                 if claim is Claim.BUDGET:
                     await self._refuse_budget(row)
                     raise _StopRun
                 if claim is Claim.TAKEN:  # another runner of a shared run has it
                     return False
-                if self._repeats is not None:
-                    await self._repeats.about_to_send(row, self.ledger.run_dir)
                 log.info("row %s: create sent (try %s)", row.position, attempt + 1)
                 info = await self.client.create(body, model=row.model or None)
                 self._accepted_at[row.key] = asyncio.get_running_loop().time()
@@ -428,13 +437,18 @@ class Runner:
                 # Said before the commit, which can fail (a full disk): a task id is never lost.
                 log.info(
                     "row %s: accepted as task %s (trace %s)", row.position, info.task_id,
-                    info.trace_id,
+                    info.trace_id, extra={"flush_now": True},
                 )  # fmt: skip
                 self._unrecorded[row.key] = f"row {row.position} task {info.task_id}"
+                noted = (
+                    self._repeats.accepted(row, self.ledger.run_dir, info.task_id)
+                    if self._repeats is not None
+                    else None
+                )
                 await self.ledger.create_accepted(row.key, info.task_id)
                 del self._unrecorded[row.key]
-                if self._repeats is not None:
-                    await self._repeats.accepted(row, self.ledger.run_dir, info.task_id)
+                if noted is not None:
+                    await noted
             except ApiError as exc:
                 last = exc
                 received = not (exc.safe_to_resend or isinstance(exc, Rejected | AccountError))

@@ -9,7 +9,8 @@ is already here is held back as ``duplicate``, saying where the earlier one is, 
 
 The index is per provider and account: the base URL and a hash of the key (never the key). It
 lives in ``$XDG_STATE_HOME/batchwan/sent.db`` (default ``~/.local/state/batchwan/``), SQLite with
-WAL and ``synchronous=FULL``. Simulated runs never enter it.
+WAL and ``synchronous=FULL``, written in group commits by the run record's own writer thread
+(see ``store.writer``), so the workers of a run share its fsyncs. Simulated runs never enter it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchwan.store.schema import iso_utc, now_utc
+from batchwan.store.writer import Batch, SideFile, Writer
 from batchwan.values import CheckedRow, RowIssue, Status
 
 log = logging.getLogger(__name__)
@@ -91,31 +93,42 @@ def _videos_of(run_dir: str) -> dict[str, str | None]:
 class RepeatIndex:
     """The creates one provider account was sent from every run folder on this machine."""
 
-    def __init__(self, path: Path, base_url: str, api_key: str) -> None:
+    def __init__(
+        self, path: Path, base_url: str, api_key: str, writer: Writer | None = None
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.base_url = base_url.rstrip("/")
         self.account = account_of(api_key)
-        self._lock = threading.Lock()  # one connection, used from worker threads in turn
+        self._lock = threading.Lock()  # the reading connection, used from worker threads in turn
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=10000")  # other runs write here too
         self._conn.executescript(_SCHEMA)
+        # The run record's writer thread, when given, writes the index too; else one of ours.
+        self._owns_writer = writer is None
+        self._writer = Writer(path) if writer is None else writer
+        self._side: SideFile | None = None if writer is None else writer.add_side(path)
+        self._warned = False
 
     @classmethod
-    def open(cls, base_url: str, api_key: str) -> RepeatIndex | None:
-        """The index in the user's state directory; None (with a warning) if it cannot be."""
+    def open(cls, base_url: str, api_key: str, writer: Writer | None = None) -> RepeatIndex | None:
+        """The index in the user's state directory; None (with a warning) if it cannot be.
+
+        ``writer``: the run record's writer thread, to write the index as well.
+        """
         path = state_dir() / INDEX_FILE
         try:
-            return cls(path, base_url, api_key)
+            return cls(path, base_url, api_key, writer)
         except (OSError, sqlite3.Error) as exc:
             # The run's own record still keeps this folder from sending twice.
             log.warning("cannot open %s (%s): repeats across run folders are not caught", path, exc)
             return None
 
     def close(self) -> None:
-        """Close the index."""
+        """Commit what is queued (a shared writer does at its own close) and close the index."""
+        if self._owns_writer:
+            self._writer.close()
         with self._lock:
             self._conn.close()
 
@@ -138,21 +151,34 @@ class RepeatIndex:
                     found.setdefault(chash, EarlierSend(folder, position, key, task_id))
         return found
 
-    def _write(self, sql: str, params: Sequence[object]) -> None:
-        # The run's own record is what keeps a row from being sent twice in its folder; a full
-        # disk here must not stop a create that the record already allows.
-        try:
-            with self._lock:
-                self._conn.execute(sql, params)
-        except sqlite3.Error as exc:
-            log.warning(
-                "could not write %s (%s): this send is not seen by other runs", self.path, exc
-            )
+    def _write(self, sql: str, params: Sequence[object]) -> asyncio.Future[None]:
+        """Queue one write now; the future settles once it is durable, and never fails.
 
-    async def about_to_send(self, row: CheckedRow, run_dir: Path) -> None:
-        """Say, durably, that this row's create is about to go out."""
-        await asyncio.to_thread(
-            self._write,
+        The run's own record is what keeps a row from being sent twice in its folder; a full
+        disk here must not stop a create that the record already allows, so a failure is a
+        warning (said once), not an error.
+        """
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+        settled: asyncio.Future[None] = loop.create_future()
+
+        def settle(done: asyncio.Future[None]) -> None:
+            if (exc := done.exception()) is not None and not self._warned:
+                self._warned = True
+                log.warning(
+                    "could not write %s (%s): sends from now on may not be seen by other runs",
+                    self.path, exc,
+                )  # fmt: skip
+            if not settled.done():
+                settled.set_result(None)
+
+        written.add_done_callback(settle)
+        self._writer.submit(Batch([(sql, params)], loop, written, side=self._side))
+        return settled
+
+    def about_to_send(self, row: CheckedRow, run_dir: Path) -> asyncio.Future[None]:
+        """Say, durably, that this row's create is about to go out (queued at once)."""
+        return self._write(
             "INSERT INTO sent (base_url, account, content_hash, run_dir, row_key, position, "
             "task_id, sent_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT DO UPDATE SET "
             "sent_at = excluded.sent_at, position = excluded.position",
@@ -160,19 +186,17 @@ class RepeatIndex:
              row.position, iso_utc(now_utc())),
         )  # fmt: skip
 
-    async def accepted(self, row: CheckedRow, run_dir: Path, task_id: str) -> None:
-        """Record the task id the provider gave this row's create."""
-        await asyncio.to_thread(
-            self._write,
+    def accepted(self, row: CheckedRow, run_dir: Path, task_id: str) -> asyncio.Future[None]:
+        """Record the task id the provider gave this row's create (queued at once)."""
+        return self._write(
             "UPDATE sent SET task_id = ? WHERE base_url = ? AND account = ? "
             "AND content_hash = ? AND run_dir = ?",
             (task_id, self.base_url, self.account, row.content_hash, _folder(run_dir)),
         )
 
-    async def not_sent(self, row: CheckedRow, run_dir: Path) -> None:
+    def not_sent(self, row: CheckedRow, run_dir: Path) -> asyncio.Future[None]:
         """The create surely did not reach the provider: it is not a send after all."""
-        await asyncio.to_thread(
-            self._write,
+        return self._write(
             "DELETE FROM sent WHERE base_url = ? AND account = ? AND content_hash = ? "
             "AND run_dir = ? AND task_id IS NULL",
             (self.base_url, self.account, row.content_hash, _folder(run_dir)),

@@ -128,6 +128,11 @@ class SqliteStore:
         self._notes: dict[int, str] = {}  # sheet position -> remark made when the sheet was read
 
     @property
+    def writer(self) -> Writer:
+        """The thread that writes state.db (it can write another local file too)."""
+        return self._writer
+
+    @property
     def writes(self) -> int:
         """Rows changed in state.db by this store so far (what a rerun costs the disk)."""
         return self._writer.changes

@@ -7,19 +7,24 @@ state.db itself, so a copy of state.db without its ``-wal`` still knows every cr
 sent. Before each commit the writer checks that state.db (and its ``-wal``) are still the files
 it opened: a record deleted or replaced under a running run must stop the run, not be written
 into a file nobody will ever read.
+
+The same thread also writes side files (the machine's index of sends) in transactions of their
+own: a create that waits for both its record and the index is woken once, and the loop's thread
+competes for the GIL with one writer, not two. A side file's failure reaches only its callers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,21 @@ CHECKPOINT_SECONDS = 5.0
 Statement = tuple[str, Sequence[Any]]
 
 
+class SideFile:
+    """Another SQLite file that the record's writer thread writes (see ``Writer.add_side``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+        self.conn.execute("PRAGMA busy_timeout=10000")  # other runs write here too
+
+    def commit(self, work: list[Batch]) -> None:
+        """Commit every statement of ``work`` in one transaction."""
+        with self.conn:
+            for sql, run in _runs(s for batch in work for s in batch.statements):
+                self.conn.executemany(sql, run)
+
+
 @dataclass
 class Batch:
     """Statements one caller wants durable together; ``critical`` asks for a checkpoint."""
@@ -43,6 +63,7 @@ class Batch:
     loop: asyncio.AbstractEventLoop | None
     waiter: Any  # an asyncio.Future on ``loop``, or a _Done for a thread
     critical: bool = False
+    side: SideFile | None = None  # None: the record itself
 
 
 class Done(threading.Event):
@@ -89,8 +110,15 @@ class Writer:
         self._broken: str | None = None
         self._last_checkpoint = time.monotonic()
         self.changes = 0  # rows changed by every commit so far (tests count writes with it)
+        self._sides: list[SideFile] = []
         self._thread = threading.Thread(target=self._loop, name="batchwan-record", daemon=True)
         self._thread.start()
+
+    def add_side(self, path: Path) -> SideFile:
+        """Let this thread also write ``path``; batches name it with ``side``. Closed with us."""
+        side = SideFile(path)
+        self._sides.append(side)
+        return side
 
     def submit(self, batch: Batch) -> None:
         """Queue a batch; its waiter is settled once the batch is durable (or failed)."""
@@ -112,6 +140,8 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
+        for side in self._sides:
+            side.conn.close()
 
     def _loop(self) -> None:
         stop = False
@@ -126,14 +156,20 @@ class Writer:
             work = [item for item in items if item is not None]
             if not work:
                 continue
-            error: BaseException | None = None
-            try:
-                self._commit(work)
-            # Any failure at all must reach the callers: a writer thread that died silently
-            # would leave every worker waiting for a commit that never comes.
-            except Exception as exc:
-                error = exc
-            settle_all(work, error)
+            settled: list[tuple[Batch, BaseException | None]] = []
+            for side, batches in _by_side(work):
+                error: BaseException | None = None
+                try:
+                    if side is None:
+                        self._commit(batches)
+                    else:
+                        side.commit(batches)
+                # Any failure at all must reach the callers: a writer thread that died silently
+                # would leave every worker waiting for a commit that never comes.
+                except Exception as exc:
+                    error = exc
+                settled += [(batch, error) for batch in batches]
+            settle_all(settled)
 
     def _commit(self, work: list[Batch]) -> None:
         if self._broken is None:
@@ -145,9 +181,10 @@ class Writer:
             )
         before = self._conn.total_changes
         with self._conn:
-            for batch in work:
-                for sql, params in batch.statements:
-                    self._conn.execute(sql, params)
+            # Runs of the same statement go in one call: one hand-off of the GIL for the run,
+            # not one per row, while the event loop thread competes for it.
+            for sql, run in _runs(s for batch in work for s in batch.statements):
+                self._conn.executemany(sql, run)
         self.changes += self._conn.total_changes - before
         if self._files[1].ident is None:
             self._files[1].remember()  # the WAL appears with the first commit
@@ -162,26 +199,43 @@ class Writer:
         self._last_checkpoint = now
 
 
-def settle_all(work: list[Batch], error: BaseException | None) -> None:
-    """Tell every caller of a group that its writes are durable (or failed).
+def _runs(statements: Iterable[Statement]) -> Iterator[tuple[str, list[Sequence[Any]]]]:
+    """Consecutive statements with the same SQL, as (sql, their parameters), in order."""
+    for sql, group in itertools.groupby(statements, key=lambda s: s[0]):
+        yield sql, [params for _, params in group]
+
+
+def _by_side(work: list[Batch]) -> list[tuple[SideFile | None, list[Batch]]]:
+    """The batches of each file, the record's first, each file's in the order they came."""
+    files: dict[SideFile | None, list[Batch]] = {None: []}
+    for batch in work:
+        files.setdefault(batch.side, []).append(batch)
+    return [(side, batches) for side, batches in files.items() if batches]
+
+
+Settled = list[tuple[asyncio.Future[None], BaseException | None]]
+
+
+def settle_all(work: list[tuple[Batch, BaseException | None]]) -> None:
+    """Tell every caller of a group that its writes are durable (or failed, and why).
 
     Coroutines on one loop are woken with one hand-off for the whole group, not one each.
     """
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-    for batch in work:
+    by_loop: dict[asyncio.AbstractEventLoop, Settled] = {}
+    for batch, error in work:
         if batch.loop is None:  # a thread waiting on a Done
             batch.waiter.error = error
             batch.waiter.set()
         else:
-            by_loop.setdefault(batch.loop, []).append(batch.waiter)
+            by_loop.setdefault(batch.loop, []).append((batch.waiter, error))
     for loop, futures in by_loop.items():
         # A closed loop means nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle_futures, futures, error)
+            loop.call_soon_threadsafe(_settle_futures, futures)
 
 
-def _settle_futures(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in futures:
+def _settle_futures(futures: Settled) -> None:
+    for future, error in futures:
         if future.done():
             continue
         if error is None:
