@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,6 +87,18 @@ class SafeFormatter(logging.Formatter):
         super().__init__(fmt, datefmt)
         # A real key is long; scrubbing a few characters would only mangle every line.
         self._key = re.compile(re.escape(key), re.IGNORECASE) if key and len(key) >= 8 else None
+        self._second: tuple[int, str | None] | None = None
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # A run logs thousands of lines a second: the time is formatted once per second.
+        second = int(record.created)
+        if self._second != (second, datefmt):
+            self._second = (second, datefmt)
+            self._stamp = time.strftime(datefmt or self.default_time_format, self.converter(second))
+        if datefmt or not self.default_msec_format:
+            return self._stamp
+        return self.default_msec_format % (self._stamp, record.msecs)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = clean(record.message, keep_newlines=False)
@@ -111,12 +124,11 @@ class RunLogHandler(logging.FileHandler):
 
     A write per line on the loop's thread would cost a system call for each of the three lines
     every row logs, and each call hands the GIL to another thread. So lines are written within
-    ``FLUSH_SECONDS``, and at once (by the flusher) for warnings, errors and lines logged with
-    ``extra={"flush_now": True}`` (a task id the provider just gave: what a killed run's reader
-    needs most).
+    ``FLUSH_SECONDS``, warnings and errors at once. The record (state.db), not run.log, is what
+    a rerun trusts; a run killed outright loses at most its last ``FLUSH_SECONDS`` of lines.
     """
 
-    FLUSH_SECONDS = 0.5
+    FLUSH_SECONDS = 0.2
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, encoding="utf-8")
@@ -128,7 +140,7 @@ class RunLogHandler(logging.FileHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         super().emit(record)  # ends with self.flush(), which only buffers
-        if record.levelno >= logging.WARNING or getattr(record, "flush_now", False):
+        if record.levelno >= logging.WARNING:
             self._wake.set()
 
     def flush(self) -> None:
@@ -168,6 +180,7 @@ def setup_logging(run_log: Path | None, *, console_level: int | None) -> list[lo
     # No line shows the process or thread; each record need not look them up (a command owns
     # its process, as with the switch interval; the library never changes these).
     logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
+    logging._srcfile = None  # nor the caller's file and line: no stack walk for each record
     key = api_key()
     added: list[logging.Handler] = []
     if run_log is not None:

@@ -437,7 +437,7 @@ class Runner:
                 # Said before the commit, which can fail (a full disk): a task id is never lost.
                 log.info(
                     "row %s: accepted as task %s (trace %s)", row.position, info.task_id,
-                    info.trace_id, extra={"flush_now": True},
+                    info.trace_id,
                 )  # fmt: skip
                 self._unrecorded[row.key] = f"row {row.position} task {info.task_id}"
                 noted = (
@@ -679,10 +679,15 @@ class Runner:
     def _new_video_name(self, entry: TaskEntry) -> str:
         """A name no other row of this run folder has had or will get (rows move when inserted)."""
         if self._taken_names is None:
-            self._taken_names = self.ledger.video_files()
+            # The record's names and the folder's files, listed once: not a stat per video.
+            folder = self.ledger.run_dir / VIDEOS_DIR
+            on_disk = (
+                {f"{VIDEOS_DIR}/{p.name}" for p in folder.iterdir()} if folder.is_dir() else set()
+            )
+            self._taken_names = self.ledger.video_files() | on_disk
         name = video_name(self._rows_by_key.get(entry.key), entry.task_id or "")
         relative = f"{VIDEOS_DIR}/{name}"
-        if relative in self._taken_names or (self.ledger.run_dir / relative).exists():
+        if relative in self._taken_names:
             digest = hashlib.sha256(entry.key.encode("utf-8")).hexdigest()[:8]
             relative = f"{VIDEOS_DIR}/{name.removesuffix('.mp4')}-{digest}.mp4"
         self._taken_names.add(relative)

@@ -150,7 +150,6 @@ class Client:
     ) -> TaskInfo:
         safe = op != "create"
         may_exist = "" if safe else "; the task may exist"
-        excerpt = self._transport.scrub(raw_excerpt(answer.body))
         if answer.cut:
             limit = self._transport.limits.max_answer_bytes
             raise BadAnswer(
@@ -161,6 +160,7 @@ class Client:
             )
         data = decode(answer.body)
         if data is None:
+            excerpt = self._excerpt(answer)
             raise TransportError(
                 f"provider answered the {op} with a body that is not JSON{may_exist}: {excerpt}",
                 detail=excerpt,
@@ -178,7 +178,7 @@ class Client:
         if info is None:
             raise TransportError(
                 f"provider answered the {op} without a task id{may_exist}",
-                detail=excerpt,
+                detail=self._excerpt(answer),
                 task_id=task_id,
                 trace_id=trace_id,
                 safe_to_resend=safe,
@@ -186,3 +186,7 @@ class Client:
         if task_id is not None and info.task_id != task_id:
             _log.warning("asked for task %s, provider answered about %s", task_id, info.task_id)
         return info
+
+    def _excerpt(self, answer: Answer) -> str:
+        """The start of a refused answer, safe to show (built only for those: it costs)."""
+        return self._transport.scrub(raw_excerpt(answer.body))

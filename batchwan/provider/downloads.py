@@ -25,6 +25,7 @@ import aiohttp
 
 from batchwan.errors import ApiError, DiskFull, VideoRefused
 from batchwan.provider.base import Provider, clean_text
+from batchwan.provider.finisher import FileFinisher
 from batchwan.provider.transport import MB, Deadline, Limits, read_capped, transport_error
 
 _log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class Downloader:
         self._limits = limits
         self._policy = policy
         self._timeout = limits.timeout()
+        self._finisher = FileFinisher()
 
     async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
         """Fetch ``url`` into ``dest`` (via ``dest.part``, fsynced, renamed); return its bytes.
@@ -204,7 +206,8 @@ class Downloader:
         if resp.content_length is not None and resp.content_length > cap:
             raise _refused(loggable_url(url), too_big)
         # Chunks are gathered in memory and written a few MB at a time, so a short video costs
-        # one thread hop (write, fsync, close, rename) instead of one per chunk.
+        # one trip to the finisher's thread (write, fsync, close, rename), shared with the
+        # videos that end at the same time, instead of one thread hop per chunk.
         buffered: list[bytes] = []
         held = size = 0
         head = b""
@@ -224,7 +227,7 @@ class Downloader:
                     buffered, held = [], 0
             if len(head) < 8:
                 raise _refused(loggable_url(url), _not_mp4(head))
-            await asyncio.to_thread(file.finish, buffered)
+            await self._finisher.finish(file, buffered)
         finally:
             if not file.closed:
                 await asyncio.to_thread(file.close)
@@ -247,11 +250,13 @@ class _PartFile:
             self._handle = open_part(self.part)
         self._handle.writelines(chunks)
 
-    def finish(self, chunks: list[bytes]) -> None:
-        """Write the rest, make the content durable, then give the file its real name."""
-        self.write(chunks)
-        assert self._handle is not None  # written just above
+    def sync(self) -> None:
+        """Make the content durable (after the last ``write``)."""
+        assert self._handle is not None  # the finisher writes before it syncs
         _flush_and_sync(self._handle)
+
+    def publish(self) -> None:
+        """Close the durable file and give it its real name (a durable one with sync_folder)."""
         self.close()
         os.replace(self.part, self.dest)
         if self.sync_folder:
