@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -66,12 +67,20 @@ class RateWindow:
     becomes one request per ``1 / rate`` seconds.
     """
 
+    #: Permits due back are handed back together, at most this late (never early).
+    GRAIN = 0.005
+
     def __init__(self, rate: float) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.permits = max(1, math.floor(rate))
         self.period = max(1.0, self.permits / rate)
         self._semaphore = asyncio.Semaphore(self.permits)
+        # When each answered permit is due back, oldest first (the period is fixed, so the
+        # order is the answers' order), and the one timer that hands them back: a timer per
+        # request would keep thousands in the loop's heap at a high rate.
+        self._due: deque[float] = deque()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def acquire(self) -> None:
         """Wait for a permit to send one create."""
@@ -79,7 +88,21 @@ class RateWindow:
 
     def release_later(self) -> None:
         """The request was answered (or failed): its permit returns after the period."""
-        asyncio.get_running_loop().call_later(self.period, self._semaphore.release)
+        loop = asyncio.get_running_loop()
+        self._due.append(loop.time() + self.period)
+        if self._timer is None:
+            self._timer = loop.call_at(self._due[0], self._hand_back, loop)
+
+    def _hand_back(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        while self._due and self._due[0] <= now:
+            self._due.popleft()
+            self._semaphore.release()
+        self._timer = (
+            loop.call_at(max(self._due[0], now + self.GRAIN), self._hand_back, loop)
+            if self._due
+            else None
+        )
 
     async def __aenter__(self) -> None:
         await self.acquire()
