@@ -2,9 +2,10 @@
 
 A worker thread per file (``asyncio.to_thread``) costs a hand-off each way for every video, and
 six such threads wrestle the loop's thread for the GIL at every system call. This thread takes
-every file that is ready, writes them all, then fsyncs them (the file system can fold the
-flushes of a batch together), then renames them, and wakes the loop once for the whole batch.
-It stops after a moment with nothing to do, so a library caller is not left with a thread.
+every file that is ready, writes them all, fsyncs them all at once on a few helper threads (an
+fsync holds no GIL but waits on the disk; side by side the file system folds their flushes
+together), renames them, and wakes the loop once for the whole batch. It stops after a moment
+with nothing to do, so a library caller is not left with threads.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 #: Seconds without work after which the thread ends (the next file starts it again).
 IDLE_SECONDS = 1.0
+#: Files of a batch fsynced at once.
+SYNC_THREADS = 8
 
 
 class Finishable(Protocol):
@@ -63,23 +67,26 @@ class FileFinisher:
         return future
 
     def _loop(self) -> None:
-        while True:
-            try:
-                jobs = [self._queue.get(timeout=IDLE_SECONDS)]
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():  # nothing came in meanwhile: really idle
-                        self._running = False
-                        return
-                continue
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    jobs.append(self._queue.get_nowait())
-            for step in (_write, _sync, _publish):
+        with ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="batchwan-fsync") as syncs:
+            while True:
+                try:
+                    jobs = [self._queue.get(timeout=IDLE_SECONDS)]
+                except queue.Empty:
+                    with self._lock:
+                        if self._queue.empty():  # nothing came in meanwhile: really idle
+                            self._running = False
+                            return
+                    continue
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        jobs.append(self._queue.get_nowait())
+                for job in jobs:
+                    _write(job)
+                list(syncs.map(_sync, [job for job in jobs if job.error is None]))
                 for job in jobs:
                     if job.error is None:
-                        step(job)
-            _settle(jobs)
+                        _publish(job)
+                _settle(jobs)
 
 
 def _attempt(job: _Job, action: Callable[[], None]) -> None:
