@@ -70,6 +70,16 @@ class AddressPolicy:
         if host == "localhost":
             kind = "loopback"
         self.allowed: frozenset[str] = frozenset({kind} if kind else ())
+        self._hosts: dict[str, str | None] = {}  # a run's videos come from a few hosts
+
+    def host_refusal(self, host: str) -> str | None:
+        """Why a URL's literal address ``host`` is refused; None when allowed or a name."""
+        if host not in self._hosts:
+            if len(self._hosts) > 1024:
+                self._hosts.clear()
+            literal = _literal(host)
+            self._hosts[host] = self.refusal(literal) if literal is not None else None
+        return self._hosts[host]
 
     def refusal(self, address: IpAddress) -> str | None:
         """Why ``address`` is refused, or None when it is allowed."""
@@ -96,8 +106,7 @@ def check_video_url(url: str, policy: AddressPolicy) -> str:
         host.encode("idna")  # what a lookup would do; a label over 63 characters fails it
     except UnicodeError as exc:
         raise _refused(shown, "it is not a valid URL (bad host name)") from exc
-    literal = _literal(host)
-    if literal is not None and (reason := policy.refusal(literal)):
+    if reason := policy.host_refusal(host):
         raise _refused(shown, reason)
     return url
 

@@ -188,7 +188,8 @@ def parse_task_info(data: Any, *, trace_id: str | None = None) -> TaskInfo | Non
     Raises ``BadAnswer`` (not safe to resend) when the id is there but unusable: such a task
     may exist, and the id must not reach a URL, a file name or the record.
     """
-    if not isinstance(data, dict) or too_deep(data):
+    # ``data`` comes from ``decode``, which has refused absurd nesting already.
+    if not isinstance(data, dict):
         return None
     info = data.get("task_info")
     if not isinstance(info, dict):
