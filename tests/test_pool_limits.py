@@ -64,3 +64,29 @@ async def test_a_closed_gate_turns_waiting_submitters_away() -> None:
     await gate.close()
     assert await asyncio.wait_for(waiting, timeout=5) is False
     assert gate.count == 1  # the stranded task still holds its place
+
+
+async def test_places_go_to_waiters_in_turn_and_a_cancelled_waiter_passes_its_place_on() -> None:
+    """Two places, five submitters: they get in first come first served; one cancelled just
+    after it was handed a place gives it to the next, so no place is ever lost."""
+    gate = InFlight(2)
+    order: list[int] = []
+
+    async def submitter(n: int) -> None:
+        assert await gate.acquire()
+        order.append(n)
+
+    assert await gate.acquire()
+    assert await gate.acquire()
+    waiters = [asyncio.create_task(submitter(n)) for n in range(5)]
+    await asyncio.sleep(0)
+    await gate.release()  # handed to waiter 0 ...
+    waiters[0].cancel()  # ... which is cancelled before it runs: waiter 1 gets the place
+    await asyncio.sleep(0.01)
+    assert order == [1]
+    assert gate.count == 2
+    for _ in range(3):
+        await gate.release()
+        await asyncio.sleep(0.01)
+    assert order == [1, 2, 3, 4]
+    assert gate.count == 2

@@ -22,16 +22,28 @@ class InFlight:
         self.count = 0
         self.stranded = 0
         self._closed = False
-        self._changed = asyncio.Condition()
+        # Submitters waiting for a place, first come first served; each is handed its place
+        # (True) or turned away (False) by name, so a release wakes one waiter, not all.
+        self._waiters: deque[asyncio.Future[bool]] = deque()
 
     async def acquire(self) -> bool:
         """Wait for room, then take a place; False (nothing taken) once the gate is closed."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.count < self.limit or self._closed)
-            if self._closed:
-                return False
+        if self._closed:
+            return False
+        if self.count < self.limit and not self._waiters:
             self.count += 1
             return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.count -= 1  # handed a place it will never use: pass it on
+                self._hand_over()
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
 
     def take(self) -> None:
         """Take a place without waiting: a task found running when the run starts."""
@@ -39,9 +51,15 @@ class InFlight:
 
     async def release(self) -> None:
         """Give a place back: the task finished, or its create was not accepted."""
-        async with self._changed:
-            self.count = max(0, self.count - 1)
-            self._changed.notify()
+        self.count = max(0, self.count - 1)
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self._waiters and self.count < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.count += 1
+                waiter.set_result(True)
 
     def strand(self) -> bool:
         """A task stopped being followed but may still run: its place stays taken.
@@ -53,9 +71,11 @@ class InFlight:
 
     async def close(self) -> None:
         """Turn away every submitter waiting for room, now and later."""
-        async with self._changed:
-            self._closed = True
-            self._changed.notify_all()
+        self._closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(False)
 
 
 class RateWindow:

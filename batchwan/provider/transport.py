@@ -51,13 +51,18 @@ class Limits:
             "download": self.download_deadline,
         }[op]
 
-    def timeout(self) -> aiohttp.ClientTimeout:
-        """The per-read timeouts; the total deadline is kept by the caller (see ``Deadline``)."""
+    def timeout(self, op: Operation | None = None) -> aiohttp.ClientTimeout:
+        """The per-read timeouts; the total deadline is kept by the caller (see ``Deadline``).
+
+        A call whose whole deadline is no longer than the read timeout needs no read timer of
+        its own (aiohttp would set one again for every chunk it reads).
+        """
+        needs_read = op is None or self.deadline(op) > self.read_timeout
         return aiohttp.ClientTimeout(
             total=None,
             connect=self.connect_timeout,
             sock_connect=self.connect_timeout,
-            sock_read=self.read_timeout,
+            sock_read=self.read_timeout if needs_read else None,
         )
 
 
@@ -143,7 +148,7 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.limits = limits
         self._api_key = api_key or None
-        self._timeout = limits.timeout()
+        self._timeouts = {op: limits.timeout(op) for op in ("create", "get", "download")}
 
     @property
     def has_key(self) -> bool:
@@ -164,7 +169,7 @@ class Transport:
                     self.base_url + request.path,
                     json=request.json,
                     headers=headers,
-                    timeout=self._timeout,
+                    timeout=self._timeouts[op],
                     allow_redirects=False,  # keeps the key on the base URL's host
                 ) as resp,
             ):
