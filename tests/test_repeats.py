@@ -164,6 +164,12 @@ async def test_a_create_surely_not_received_is_taken_out(tmp_path: Path) -> None
         await index.not_sent(row, tmp_path / "a")
         await index.about_to_send(other, tmp_path / "a")
         await index.accepted(other, tmp_path / "a", "task-2")
+        found = index.earlier(["g" * 64], tmp_path / "b")
+        assert found["g" * 64].task_id is None  # the send counts at once; its id comes later
+    finally:
+        index.close()
+    index = repeats.RepeatIndex(tmp_path / "sent.db", "https://api.example.com/", KEY)
+    try:
         found = index.earlier(["h" * 64, "g" * 64], tmp_path / "b")
         assert list(found) == ["g" * 64]
         assert found["g" * 64].task_id == "task-2"

@@ -17,6 +17,7 @@ from batchwan.errors import StateError
 from batchwan.pool.limits import RateWindow
 from batchwan.provider import finisher as finisher_module
 from batchwan.provider.finisher import FileFinisher
+from batchwan.store import repeats
 from batchwan.store.repeats import RepeatIndex
 from batchwan.store.writer import Batch, Writer
 from batchwan.values import CheckedRow, Status
@@ -69,8 +70,11 @@ async def test_the_index_rides_on_the_record_writer_and_never_raises(
     row = CheckedRow(1, "k1", "k1", Status.PENDING, {"prompt": "p"}, None, "h" * 64)
     try:
         await index.about_to_send(row, tmp_path / "a")
-        await index.accepted(row, tmp_path / "a", "task-1")
-        assert index.earlier(["h" * 64], tmp_path / "b")["h" * 64].task_id == "task-1"
+        assert index.earlier(["h" * 64], tmp_path / "b")["h" * 64].task_id is None
+        for n in range(repeats.ACCEPTED_BATCH):  # a full batch of task ids is written at once
+            await index.accepted(row, tmp_path / "a", f"task-{n}")
+        last = f"task-{repeats.ACCEPTED_BATCH - 1}"
+        assert index.earlier(["h" * 64], tmp_path / "b")["h" * 64].task_id == last
         with sqlite3.connect(tmp_path / "sent.db") as conn:
             conn.execute("DROP TABLE sent")  # every later index write now fails
         with caplog.at_level(logging.WARNING):

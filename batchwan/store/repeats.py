@@ -1,8 +1,10 @@
 """Never the same generation twice by accident, across run folders on this machine.
 
 Every create sent to a provider account is written here, in two steps like the run's own
-record: "about to send" before the create goes out, then its task id once accepted. So a run
-killed between the provider's answer and the second write still counts as sent. A row of
+record: "about to send", durable before the create goes out, then its task id once accepted
+(task ids are written a batch at a time and at the end of the run: only the send must be
+durable first). So a run killed between the provider's answer and the second write still
+counts as sent. A row of
 another run folder whose request (its content hash: prompt, image bytes, settings, ``take``)
 is already here is held back as ``duplicate``, saying where the earlier one is, unless
 ``--allow-repeat``.
@@ -16,6 +18,7 @@ WAL and ``synchronous=FULL``, written in group commits by the run record's own w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -27,13 +30,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchwan.errors import StateError
 from batchwan.store.schema import iso_utc, now_utc
-from batchwan.store.writer import Batch, SideFile, Writer
+from batchwan.store.writer import Batch, SideFile, Statement, Writer
 from batchwan.values import CheckedRow, RowIssue, Status
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "sent.db"
+#: Task ids written to the index together.
+ACCEPTED_BATCH = 64
+_ACCEPTED_SQL = (
+    "UPDATE sent SET task_id = ? WHERE base_url = ? AND account = ? AND content_hash = ? "
+    "AND run_dir = ?"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sent (
@@ -110,6 +120,7 @@ class RepeatIndex:
         self._writer = Writer(path) if writer is None else writer
         self._side: SideFile | None = None if writer is None else writer.add_side(path)
         self._warned = False
+        self._accepted: list[tuple[str, ...]] = []  # task ids noted, not yet written
 
     @classmethod
     def open(cls, base_url: str, api_key: str, writer: Writer | None = None) -> RepeatIndex | None:
@@ -127,6 +138,9 @@ class RepeatIndex:
 
     def close(self) -> None:
         """Commit what is queued (a shared writer does at its own close) and close the index."""
+        if self._accepted:
+            with contextlib.suppress(StateError):  # said at each write; the sends still count
+                self._writer.write_now(self._accepted_statements(), side=self._side)
         if self._owns_writer:
             self._writer.close()
         with self._lock:
@@ -152,7 +166,11 @@ class RepeatIndex:
         return found
 
     def _write(self, sql: str, params: Sequence[object]) -> asyncio.Future[None]:
-        """Queue one write now; the future settles once it is durable, and never fails.
+        """Queue one write now; the future settles once it is durable, and never fails."""
+        return self._submit([(sql, params)])
+
+    def _submit(self, statements: list[Statement]) -> asyncio.Future[None]:
+        """Queue writes now; the future settles once they are durable, and never fails.
 
         The run's own record is what keeps a row from being sent twice in its folder; a full
         disk here must not stop a create that the record already allows, so a failure is a
@@ -173,7 +191,7 @@ class RepeatIndex:
                 settled.set_result(None)
 
         written.add_done_callback(settle)
-        self._writer.submit(Batch([(sql, params)], loop, written, side=self._side))
+        self._writer.submit(Batch(statements, loop, written, side=self._side))
         return settled
 
     def about_to_send(self, row: CheckedRow, run_dir: Path) -> asyncio.Future[None]:
@@ -187,12 +205,25 @@ class RepeatIndex:
         )  # fmt: skip
 
     def accepted(self, row: CheckedRow, run_dir: Path, task_id: str) -> asyncio.Future[None]:
-        """Record the task id the provider gave this row's create (queued at once)."""
-        return self._write(
-            "UPDATE sent SET task_id = ? WHERE base_url = ? AND account = ? "
-            "AND content_hash = ? AND run_dir = ?",
-            (task_id, self.base_url, self.account, row.content_hash, _folder(run_dir)),
+        """Note the task id the provider gave this row's create, written with the next few.
+
+        Only the send itself must be durable before the create goes out (``about_to_send``);
+        a run killed before its task ids reach the index leaves those sends counted, with no
+        task id to show in the message of a later repeat.
+        """
+        self._accepted.append(
+            (task_id, self.base_url, self.account, row.content_hash, _folder(run_dir))
         )
+        if len(self._accepted) >= ACCEPTED_BATCH:
+            return self._submit(self._accepted_statements())
+        noted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        noted.set_result(None)
+        return noted
+
+    def _accepted_statements(self) -> list[Statement]:
+        statements: list[Statement] = [(_ACCEPTED_SQL, params) for params in self._accepted]
+        self._accepted = []
+        return statements
 
     def not_sent(self, row: CheckedRow, run_dir: Path) -> asyncio.Future[None]:
         """The create surely did not reach the provider: it is not a send after all."""

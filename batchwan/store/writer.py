@@ -124,10 +124,12 @@ class Writer:
         """Queue a batch; its waiter is settled once the batch is durable (or failed)."""
         self._queue.put(batch)
 
-    def write_now(self, statements: list[Statement], *, critical: bool = False) -> None:
+    def write_now(
+        self, statements: list[Statement], *, critical: bool = False, side: SideFile | None = None
+    ) -> None:
         """Write from a thread that may block: return once durable, raise StateError if not."""
         done = Done()
-        self.submit(Batch(statements, None, done, critical))
+        self.submit(Batch(statements, None, done, critical, side))
         done.wait()
         if done.error is not None:
             raise StateError(f"{self.path}: could not write the run's record: {done.error}")
