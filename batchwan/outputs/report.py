@@ -23,9 +23,11 @@ from batchwan.atomic import write_text_atomic
 from batchwan.outputs.causes import ErrorGroup, error_reason, group_errors
 from batchwan.outputs.groups import stored_group_by
 from batchwan.outputs.report_page import SCRIPT, STYLE
+from batchwan.outputs.report_rows import bound_note, table_rows
 from batchwan.outputs.report_sections import cards, charts, chips, error_table, status_css
 from batchwan.outputs.report_tables import group_tables, runs_table
 from batchwan.outputs.results import own_columns
+from batchwan.outputs.runview import RunView
 from batchwan.outputs.statusview import (
     format_when,
     headline,
@@ -201,12 +203,13 @@ def render_report(
     head = headline(records, summary)
     groups = group_errors(records)
     base, root = _allowed_root(meta)
-    distinct = len({local_image(r.image, base) for r in records} - {None})
+    table = table_rows(records)  # a big run lists the rows that matter, not all of them
+    distinct = len({local_image(r.image, base) for r in table.rows} - {None})
     thumbs = Thumbnails(distinct, base=base, root=root)
     columns = stored_group_by(meta) if group_by is None else tuple(group_by)
     shown = own_columns(records, json.loads(meta.get("columns") or "[]"))[:SHOWN_OWN_COLUMNS]
     payload = {
-        "rows": _row_payload(run_dir, records, thumbs, shown),
+        "rows": _row_payload(run_dir, table.rows, thumbs, shown),
         "thumbs": thumbs.uris,
         "columns": [clean(c) for c in shown],
     }
@@ -234,7 +237,8 @@ def render_report(
         + f'<h2 id="groups">Cost and status by group</h2>{group_tables(records, columns)}'
         + f'<h2 id="runs">Runs</h2>{runs_table(summary.get("runs"))}'
         + '<h2 id="rows">Rows</h2>'
-        '<div class="tools">'
+        + bound_note(table)
+        + '<div class="tools">'
         + chips(head)
         + '<input type="search" id="search" placeholder="Search prompts, ids and errors"'
         ' aria-label="Search rows">' + _sort_menu(shown) + "</div>"
@@ -257,13 +261,22 @@ def render_report(
 # --- writing the page ---------------------------------------------------------------------------
 
 
-def write_report(run_dir: Path, group_by: Sequence[str] | None = None) -> Path:
-    """Write ``report.html`` into the run folder from its state alone; return its path.
+def write_report(source: Path | RunView, group_by: Sequence[str] | None = None) -> Path:
+    """Write ``report.html`` into the run folder; return its path.
 
-    ``group_by`` defaults to the columns the run was started with.
+    ``source`` is the run folder (its state is read) or the rows a run just built for its
+    other files. ``group_by`` defaults to the columns the run was started with.
     """
-    run_dir = Path(run_dir)
-    records, meta, summary = load_run(run_dir, group_by)
+    if isinstance(source, RunView):
+        run_dir, records, meta, summary = (
+            source.run_dir,
+            source.records,
+            source.meta,
+            source.summary,
+        )
+    else:
+        run_dir = Path(source)
+        records, meta, summary = load_run(run_dir, group_by)
     path = run_dir / REPORT_FILE
     page = render_report(run_dir, records, summary, meta=meta, group_by=group_by)
     write_text_atomic(path, page)

@@ -177,6 +177,21 @@ def read_records(run_dir: Path, statuses: Collection[Status] | None = None) -> l
     return list(records_from_rows(rows, entries, live=live))
 
 
+def read_sent_keys(run_dir: Path) -> list[str]:
+    """Keys of the rows of the last sheet read that this folder has sent (tried to create, or
+    holds a task of); read-only, one query, no record built."""
+    if _shared(run_dir):
+        return [r.key for r in read_records(run_dir) if r.attempts or r.task_id]
+    with _ReadOnly(run_dir) as conn:
+        return [
+            key
+            for (key,) in conn.execute(
+                "SELECT DISTINCT s.key FROM sheet_rows s JOIN tasks t ON t.key = s.key "
+                "WHERE s.status = 'pending' AND (t.attempts > 0 OR t.task_id IS NOT NULL)"
+            )
+        ]
+
+
 def count_statuses(run_dir: Path) -> dict[Status, int]:
     """How many rows of the last sheet read have each status, counted by SQL; read-only."""
     if _shared(run_dir):

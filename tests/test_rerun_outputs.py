@@ -1,0 +1,80 @@
+"""A rerun that adds rows to a run folder: results.csv gets only the new rows appended, and
+every file of the run's end is written from one build of the rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import batchwan.execution as execution
+from batchwan.outputs.results import results_text
+from batchwan.sim.simulator import SimConfig, serve_in_thread
+from batchwan.store.records import read_meta, read_records
+from tests.runhelpers import fast_options, invoke, read_results, write_sheet
+
+
+@pytest.fixture(autouse=True)
+def _no_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the run's last write of results.csv is looked at: no refresh in between."""
+    monkeypatch.setattr(execution, "REFRESH_SECONDS", 3600.0)
+
+
+def _as_rewritten(out: Path) -> bytes:
+    """results.csv as a full rewrite from the record would write it."""
+    columns = json.loads(read_meta(out)["columns"])
+    return results_text(read_records(out), columns).encode("utf-8")
+
+
+def test_a_rerun_that_adds_rows_appends_them_to_results_csv(tmp_path: Path) -> None:
+    """Rows added to the sheet: the same results.csv (not a new file renamed over it) ends in
+    them, and it holds exactly what a full rewrite would."""
+    sheet = write_sheet(tmp_path, 8)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(pending_seconds=0, processing_seconds=0)) as sim:
+        assert invoke(["run", str(sheet), *fast_options(sim.base_url, out)]).exit_code == 0
+        inode = (out / "results.csv").stat().st_ino
+        write_sheet(tmp_path, 3, start=9)
+        assert invoke(["run", str(sheet), *fast_options(sim.base_url, out)]).exit_code == 0
+    assert (out / "results.csv").stat().st_ino == inode
+    assert (out / "results.csv").read_bytes() == _as_rewritten(out)
+    rows = read_results(out)
+    assert [r["row"] for r in rows] == [str(i) for i in range(1, 12)]
+    assert {r["status"] for r in rows} == {"succeeded"}
+
+
+def test_a_rerun_that_changes_an_earlier_row_replaces_results_csv(tmp_path: Path) -> None:
+    """A user column edited in row 2 (and rows added): results.csv is replaced whole, with
+    the edit in it."""
+    sheet = write_sheet(tmp_path, 6)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(pending_seconds=0, processing_seconds=0)) as sim:
+        assert invoke(["run", str(sheet), *fast_options(sim.base_url, out)]).exit_code == 0
+        inode = (out / "results.csv").stat().st_ino
+        lines = sheet.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines[2] = lines[2].replace(",c2", ",edited")
+        sheet.write_text("".join(lines), encoding="utf-8")
+        write_sheet(tmp_path, 2, start=7)
+        assert invoke(["run", str(sheet), *fast_options(sim.base_url, out)]).exit_code == 0
+    assert (out / "results.csv").stat().st_ino != inode
+    assert (out / "results.csv").read_bytes() == _as_rewritten(out)
+    assert read_results(out)[1]["campaign"] == "edited"
+
+
+def test_the_report_of_a_run_is_the_report_of_its_folder(tmp_path: Path) -> None:
+    """The report the run writes from the rows it built equals `batchwan report` reading the
+    folder afterwards (but for the minute it was written)."""
+    sheet = write_sheet(tmp_path, 5)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(seed=3, fail_rate=0.4)) as sim:
+        invoke(["run", str(sheet), *fast_options(sim.base_url, out)])
+    by_run = (out / "report.html").read_text(encoding="utf-8")
+    assert invoke(["report", str(out)]).exit_code == 0
+    by_folder = (out / "report.html").read_text(encoding="utf-8")
+
+    def _stable(page: str) -> str:
+        start = page.index("report written")
+        return page[:start] + page[page.index("</span>", start) :]
+
+    assert _stable(by_run) == _stable(by_folder)
