@@ -34,9 +34,7 @@ def test_a_small_run_lists_every_row_without_a_note() -> None:
 def test_a_big_run_lists_attention_first_then_the_last_rows_in_sheet_order() -> None:
     """Over the bound: the first rows needing attention (up to their own cap), then the last
     rows of the sheet fill the table; the table keeps sheet order and lists no row twice."""
-    records = [
-        record(i, Status.FAILED if i % 10 == 0 else Status.SUCCEEDED) for i in range(1, 101)
-    ]
+    records = [record(i, Status.FAILED if i % 10 == 0 else Status.SUCCEEDED) for i in range(1, 101)]
     records[4] = record(5, Status.PENDING, error="over the budget")  # pending with a reason
     table = table_rows(records, limit=12, attention_limit=4)
     positions = [r.position for r in table.rows]
