@@ -3,15 +3,23 @@ every file of the run's end is written from one build of the rows."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 
 import pytest
 
 import batchwan.execution as execution
+from batchwan.checks.validation import check_rows
 from batchwan.outputs.results import results_text
+from batchwan.sheet.jobfile import load_source
+from batchwan.sheet.loader import read_sheet
 from batchwan.sim.simulator import SimConfig, serve_in_thread
-from batchwan.store.records import read_meta, read_records
+from batchwan.store.records import read_meta, read_records, read_sent_keys, recorded_keys
+from batchwan.store.schema import connect
+from batchwan.store.sqlite import SqliteStore
+from batchwan.values import Status
 from tests.runhelpers import fast_options, invoke, read_results, write_sheet
 
 
@@ -78,3 +86,29 @@ def test_the_report_of_a_run_is_the_report_of_its_folder(tmp_path: Path) -> None
         return page[:start] + page[page.index("</span>", start) :]
 
     assert _stable(by_run) == _stable(by_folder)
+
+
+def test_the_keys_sent_from_a_folder_are_read_without_building_records(tmp_path: Path) -> None:
+    """read_sent_keys names exactly the rows this folder tried to create or holds a task of,
+    and check_sheet and claim see each recorded key once, in sheet order."""
+    spec = load_source(write_sheet(tmp_path, 6))
+    rows = check_rows(read_sheet(spec.sheet), spec)
+    ledger = SqliteStore(tmp_path / "run")
+    try:
+        ledger.claim(spec.sheet, "wan2.5-i2v-preview")
+        ledger.sync_sheet(rows, [0.25] * len(rows), [])
+        keys = [row.key for row in rows]
+
+        async def transitions() -> None:
+            await ledger.begin_create(keys[1])
+            await ledger.create_accepted(keys[1], "task-1")
+            await ledger.begin_create(keys[4])
+            await ledger.create_settled(keys[4], Status.PENDING, "try again")
+
+        asyncio.run(transitions())
+    finally:
+        ledger.close()
+    out = tmp_path / "run"
+    assert sorted(read_sent_keys(out)) == sorted([keys[1], keys[4]])
+    with contextlib.closing(connect(out / "state.db", readonly=True)) as conn:
+        assert recorded_keys(conn) == keys
