@@ -112,3 +112,35 @@ def test_the_keys_sent_from_a_folder_are_read_without_building_records(tmp_path:
     assert sorted(read_sent_keys(out)) == sorted([keys[1], keys[4]])
     with contextlib.closing(connect(out / "state.db", readonly=True)) as conn:
         assert recorded_keys(conn) == keys
+
+
+def test_the_end_of_a_run_builds_its_rows_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """results.csv, summary.json, report.html and results.xlsx are all written from the rows
+    the run built: none of them reads state.db's rows again, and the rows are built once."""
+    import batchwan.outputs.statusview as statusview
+    from batchwan.store.sqlite import SqliteStore as Store
+
+    def no_reread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the rows were read from state.db again")
+
+    monkeypatch.setattr(statusview, "read_records", no_reread)
+    built = []
+    real_records = Store.records
+
+    def counted(self: Store) -> list:
+        found = real_records(self)
+        built.append(id(found))
+        return found
+
+    monkeypatch.setattr(Store, "records", counted)
+    sheet = write_sheet(tmp_path, 4)
+    out = tmp_path / "run"
+    with serve_in_thread(SimConfig(pending_seconds=0, processing_seconds=0)) as sim:
+        result = invoke(["run", str(sheet), *fast_options(sim.base_url, out), "--xlsx"])
+    assert result.exit_code == 0, result.output
+    assert "could not write" not in result.output
+    for name in ("results.csv", "summary.json", "report.html", "results.xlsx"):
+        assert (out / name).is_file()
+    assert len(set(built)) == 1  # one list of rows, however often it was asked for
