@@ -71,13 +71,15 @@ def test_a_rerun_that_changes_an_earlier_row_replaces_results_csv(tmp_path: Path
 
 
 def test_the_report_of_a_run_is_the_report_of_its_folder(tmp_path: Path) -> None:
-    """The report the run writes from the rows it built equals `batchwan report` reading the
-    folder afterwards (but for the minute it was written)."""
+    """The report the run writes from the rows it built (its groups taken from the summary it
+    just counted) equals `batchwan report` reading the folder and counting every row again
+    (but for the minute it was written)."""
     sheet = write_sheet(tmp_path, 5)
     out = tmp_path / "run"
     with serve_in_thread(SimConfig(seed=3, fail_rate=0.4)) as sim:
-        invoke(["run", str(sheet), *fast_options(sim.base_url, out)])
+        invoke(["run", str(sheet), *fast_options(sim.base_url, out, "--group-by", "campaign")])
     by_run = (out / "report.html").read_text(encoding="utf-8")
+    assert 'data-group="by_group"' in by_run
     assert invoke(["report", str(out)]).exit_code == 0
     by_folder = (out / "report.html").read_text(encoding="utf-8")
 
@@ -119,13 +121,17 @@ def test_the_end_of_a_run_builds_its_rows_once(
 ) -> None:
     """results.csv, summary.json, report.html and results.xlsx are all written from the rows
     the run built: none of them reads state.db's rows again, and the rows are built once."""
+    import batchwan.outputs.report_tables as report_tables
     import batchwan.outputs.statusview as statusview
     from batchwan.store.sqlite import SqliteStore as Store
 
     def no_reread(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the rows were read from state.db again")
+        raise AssertionError("the rows were read or counted again")
 
     monkeypatch.setattr(statusview, "read_records", no_reread)
+    # The report's group tables come from the summary just counted, not from a second count.
+    monkeypatch.setattr(report_tables, "by_model", no_reread)
+    monkeypatch.setattr(report_tables, "by_resolution", no_reread)
     built = []
     real_records = Store.records
 

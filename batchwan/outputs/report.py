@@ -196,8 +196,13 @@ def render_report(
     meta: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
     group_by: Sequence[str] | None = None,
+    summary_counted: bool = False,
 ) -> str:
-    """The whole report.html for a run, as text; ``group_by`` defaults to the run's own."""
+    """The whole report.html for a run, as text; ``group_by`` defaults to the run's own.
+
+    ``summary_counted``: the summary's breakdowns were just worked out from ``records`` (not
+    read from a summary.json that may be older), so the group tables take them as they are.
+    """
     run_dir = Path(run_dir)
     meta = meta or {}
     head = headline(records, summary)
@@ -207,6 +212,7 @@ def render_report(
     distinct = len({local_image(r.image, base) for r in table.rows} - {None})
     thumbs = Thumbnails(distinct, base=base, root=root)
     columns = stored_group_by(meta) if group_by is None else tuple(group_by)
+    tables = group_tables(records, columns, summary if summary_counted else None)
     shown = own_columns(records, json.loads(meta.get("columns") or "[]"))[:SHOWN_OWN_COLUMNS]
     payload = {
         "rows": _row_payload(run_dir, table.rows, thumbs, shown),
@@ -234,7 +240,7 @@ def render_report(
         + "<h2>At a glance</h2>"
         + charts(records, head, groups)
         + f'<h2 id="errors">Errors by cause</h2>{error_table(groups)}'
-        + f'<h2 id="groups">Cost and status by group</h2>{group_tables(records, columns)}'
+        + f'<h2 id="groups">Cost and status by group</h2>{tables}'
         + f'<h2 id="runs">Runs</h2>{runs_table(summary.get("runs"))}'
         + '<h2 id="rows">Rows</h2>'
         + bound_note(table)
@@ -267,6 +273,7 @@ def write_report(source: Path | RunView, group_by: Sequence[str] | None = None) 
     ``source`` is the run folder (its state is read) or the rows a run just built for its
     other files. ``group_by`` defaults to the columns the run was started with.
     """
+    counted = isinstance(source, RunView)  # its summary was counted from its records
     if isinstance(source, RunView):
         run_dir, records, meta, summary = (
             source.run_dir,
@@ -278,6 +285,8 @@ def write_report(source: Path | RunView, group_by: Sequence[str] | None = None) 
         run_dir = Path(source)
         records, meta, summary = load_run(run_dir, group_by)
     path = run_dir / REPORT_FILE
-    page = render_report(run_dir, records, summary, meta=meta, group_by=group_by)
+    page = render_report(
+        run_dir, records, summary, meta=meta, group_by=group_by, summary_counted=counted
+    )
     write_text_atomic(path, page)
     return path

@@ -153,7 +153,7 @@ def results_table(
     """The header and rows of results.csv, every cell (the header too) safe to open in a
     spreadsheet, plain numbers left as numbers."""
     header, rows = typed_table(records, extra_columns, request_columns)
-    return [as_text_cell(name) for name in header], [[csv_text(c) for c in row] for row in rows]
+    return [as_text_cell(name) for name in header], [list(map(csv_text, row)) for row in rows]
 
 
 def results_text(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()) -> str:
