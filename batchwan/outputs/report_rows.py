@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from batchwan.outputs.statusview import ATTENTION
 from batchwan.values import RowRecord, Status
 
-#: The most rows the table lists.
-ROW_TABLE_LIMIT = 5000
+#: The most rows the table lists: 40 pages of 50, about 0.5 MB of page.
+ROW_TABLE_LIMIT = 2000
 #: Of those, the most that are listed because they need attention (the rest: the latest rows).
 ATTENTION_LIMIT = ROW_TABLE_LIMIT // 2
 
