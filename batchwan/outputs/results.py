@@ -13,7 +13,7 @@ import json
 import math
 import os
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -102,16 +102,12 @@ def request_columns_of(records: Sequence[RowRecord]) -> list[str]:
     return _request_columns(records)
 
 
-def typed_table(
+def _layout(
     records: Sequence[RowRecord],
-    extra_columns: Sequence[str] = (),
-    request_columns: Sequence[str] | None = None,
-) -> tuple[list[str], list[list[Cell]]]:
-    """The header and typed rows of the results: numbers, times and text, not yet escaped.
-
-    ``request_columns`` fixes the request's columns (a refresh renders a few rows at a time
-    under the header of all of them); by default they are worked out from ``records``.
-    """
+    extra_columns: Sequence[str],
+    request_columns: Sequence[str] | None,
+) -> tuple[list[str], list[str], list[str]]:
+    """(header, request columns, the sheet's own columns) of the results of ``records``."""
     if request_columns is None:
         request_columns = _request_columns(records)
     own = own_columns(records, extra_columns)
@@ -122,27 +118,44 @@ def typed_table(
         taken.add(header_name)
         own_names.append(header_name)
     header = [*LEADING_COLUMNS, *request_columns, *TAIL_COLUMNS, *own_names]
-    rows: list[list[Cell]] = []
+    return header, list(request_columns), own
+
+
+def _typed_rows(
+    records: Iterable[RowRecord], request_columns: Sequence[str], own: Sequence[str]
+) -> Iterator[list[Cell]]:
+    """One typed row per record, made as it is asked for (a big sheet is never all in memory)."""
     for r in records:
-        rows.append(
-            [
-                r.position,
-                r.row_id,
-                r.status.value,
-                r.task_id,
-                r.video_url,
-                r.video_file,
-                r.error,
-                r.attempts,
-                r.submitted_at,
-                r.finished_at,
-                *(_request_cell(r, name) for name in request_columns),
-                round(r.cost, 4),
-                r.line,
-                *(r.extra.get(name, "") for name in own),
-            ]
-        )
-    return header, rows
+        yield [
+            r.position,
+            r.row_id,
+            r.status.value,
+            r.task_id,
+            r.video_url,
+            r.video_file,
+            r.error,
+            r.attempts,
+            r.submitted_at,
+            r.finished_at,
+            *[_request_cell(r, name) for name in request_columns],
+            round(r.cost, 4),
+            r.line,
+            *[r.extra.get(name, "") for name in own],
+        ]
+
+
+def typed_table(
+    records: Sequence[RowRecord],
+    extra_columns: Sequence[str] = (),
+    request_columns: Sequence[str] | None = None,
+) -> tuple[list[str], list[list[Cell]]]:
+    """The header and typed rows of the results: numbers, times and text, not yet escaped.
+
+    ``request_columns`` fixes the request's columns (a refresh renders a few rows at a time
+    under the header of all of them); by default they are worked out from ``records``.
+    """
+    header, request_columns, own = _layout(records, extra_columns, request_columns)
+    return header, list(_typed_rows(records, request_columns, own))
 
 
 def results_table(
@@ -158,11 +171,12 @@ def results_table(
 
 def results_text(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()) -> str:
     """The whole of results.csv as text: its header line, then one line per row."""
-    header, rows = results_table(records, extra_columns)
+    header, request_columns, own = _layout(records, extra_columns, None)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerow([as_text_cell(name) for name in header])
+    rows = _typed_rows(records, request_columns, own)
+    writer.writerows(list(map(csv_text, row)) for row in rows)  # one row in memory at a time
     return buffer.getvalue()
 
 
