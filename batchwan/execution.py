@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from batchwan.catalog.prices import PriceBook
 from batchwan.checks.validation import build_body
 from batchwan.outputs.results import run_summary, write_results_csv, write_summary
+from batchwan.outputs.runview import RunView
 from batchwan.pool.refresh import FreshRecords
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.pricing import row_cost
@@ -79,14 +79,25 @@ def open_ledger(
     return ledger, warnings
 
 
-def write_outputs(source: Store | Snapshot) -> None:
-    """Rewrite results.csv and summary.json from the record, each in one step."""
+def run_view(source: Store | Snapshot) -> RunView:
+    """The rows and summary of the run as the record holds them now, built once."""
     records = source.records()
-    columns = json.loads(source.meta.get("columns", "[]"))
     meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
-    write_results_csv(source.run_dir, records, columns)
     summary = run_summary(records, meta, source.run_dir, source.committed_cost())
-    write_summary(source.run_dir, summary)
+    return RunView(source.run_dir, records, meta, summary)
+
+
+def write_view(view: RunView) -> None:
+    """Bring results.csv and summary.json up to date with ``view``, each in one step."""
+    write_results_csv(view.run_dir, view.records, view.columns)
+    write_summary(view.run_dir, view.summary)
+
+
+def write_outputs(source: Store | Snapshot) -> RunView:
+    """Bring results.csv and summary.json up to date from the record; the view written."""
+    view = run_view(source)
+    write_view(view)
+    return view
 
 
 async def _refresh(ledger: Store) -> None:
@@ -179,18 +190,42 @@ async def execute(
                 repeats.close()
 
 
-def write_final_outputs(ledger: Store) -> str | None:
-    """The last write of results.csv and summary.json; None when done, else what went wrong.
+def write_final_outputs(
+    ledger: Store, *, report: bool = False, xlsx: bool = False
+) -> tuple[RunView, list[str]]:
+    """The last write of results.csv and summary.json (and, with ``report``, of report.html,
+    and of results.xlsx with ``xlsx``), all from one build of the rows; that view, and what
+    went wrong (nothing: an empty list).
 
     A full disk here must not hide the run's outcome: the record is what counts, and the
     next run (or `batchwan report`) reads it.
     """
+    view = run_view(ledger)
+    problems: list[str] = []
     try:
-        write_outputs(ledger)
+        write_view(view)
     except OSError as exc:
         log.error("could not write the results: %s", exc)
-        return (
+        problems.append(
             f"could not write results.csv or summary.json: {exc.strerror or exc}; the record "
             "(state.db) is intact; free some space and run again to write them"
         )
+    if report and (problem := _write_extras(view, xlsx)):
+        problems.append(problem)
+    return view, problems
+
+
+def _write_extras(view: RunView, xlsx: bool) -> str | None:
+    """The report (always) and results.xlsx (when asked); None when done, else why not."""
+    try:
+        from batchwan.outputs.report import write_report
+
+        write_report(view)
+        if xlsx:
+            from batchwan.outputs.xlsx import write_run_workbook
+
+            write_run_workbook(view)
+    except Exception as exc:  # the report is derived: its failure must not hide the run's
+        log.exception("could not write the report")
+        return f"could not write the report or results.xlsx: {exc}"
     return None

@@ -344,7 +344,6 @@ class Pipeline:
         self._emit(
             events.RunStarted(prepared.run_dir, len(prepared.rows), to_follow, (*notes, *changed))
         )
-        problems: list[str] = []
         if self._stop_asked:  # asked before the pool started: nothing was sent
             outcome = RunOutcome(StopReason.INTERRUPTED, "interrupted before anything was sent")
         else:
@@ -354,12 +353,10 @@ class Pipeline:
                 write_final_outputs(ledger)
                 raise
         self.phase = Phase.FINISHING
-        for problem in (write_final_outputs(ledger), _write_extras(ledger, self.settings.xlsx)):
-            if problem:
-                problems.append(problem)
+        view, problems = write_final_outputs(ledger, report=True, xlsx=self.settings.xlsx)
         return RunResult(
             prepared.run_dir,
-            ledger.records(),
+            view.records,
             outcome,
             (*notes, *changed),
             tuple(problems),
@@ -463,19 +460,3 @@ def _remember_choices(ledger: Store, spec: JobSpec) -> None:
         ledger.set_meta(GROUP_BY_META, json.dumps(list(spec.group_by)))
     if spec.image_root:  # the report previews only images inside the allowed folder
         ledger.set_meta("image_root", str(spec.image_root.resolve()))
-
-
-def _write_extras(ledger: Store, xlsx: bool) -> str | None:
-    """The report (always) and results.xlsx (when asked); None when done, else why not."""
-    try:
-        from batchwan.outputs.report import write_report
-
-        write_report(ledger.run_dir)
-        if xlsx:
-            from batchwan.outputs.xlsx import write_run_workbook
-
-            write_run_workbook(ledger.run_dir)
-    except Exception as exc:  # the report is derived: its failure must not hide the run's
-        log.exception("could not write the report")
-        return f"could not write the report or results.xlsx: {exc}"
-    return None

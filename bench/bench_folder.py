@@ -5,7 +5,8 @@
 - rerun: the folder holds ROWS finished rows; the sheet gains 100 rows and `batchwan run`
   runs again on it. Measured against sending those same 100 rows into an empty folder: what
   a rerun costs beyond its new rows is the price of the record's size. Also the bytes the
-  rerun wrote (``/proc/self/io`` of the child) and the growth of the run folder.
+  rerun wrote (``/proc/self/io`` of the child), the growth of the run folder, and the size of
+  report.html after the rerun (rewritten whole at every run; its row table is bounded).
 - status: `batchwan status` of the ROWS-row folder, against counting its rows by status with
   one SQL query (the floor for any reader of state.db).
 
@@ -59,6 +60,7 @@ def run(rows: int) -> dict[str, Any]:
         size_before = folder_bytes(big)
         rerun = _run(sheet, big, base)
         size_after = folder_bytes(big)
+        report_after = (big / "report.html").stat().st_size
         small = folder / "new-rows.csv"
         write_sheet(small, ADDED, "folder", start=rows)
         # The same 100 requests again, into a folder of their own: on purpose, so allowed.
@@ -80,6 +82,7 @@ def run(rows: int) -> dict[str, Any]:
         "new_rows_only_write_bytes": fresh["write_bytes"],
         "folder_bytes_before": size_before,
         "folder_bytes_after": size_after,
+        "report_bytes_after": report_after,
         "status_s": status["wall_s"],
         "status_peak_mb": status["peak_rss_mb"],
         "sql_count_s": floor["wall_s"],

@@ -27,8 +27,11 @@ def test_a_run_writes_report_xlsx_and_summary_that_agree_with_results(tmp_path: 
     assert summary["counts"]["failed"] == failed
     assert summary["cost"]["spent"] == round((12 - failed) * 1.0, 2)  # 10 s x $0.10
     assert summary["video_seconds"]["total"] == 120
-    sheet_xlsx = load_workbook(out / "results.xlsx", read_only=True).active
-    values = list(sheet_xlsx.iter_rows(values_only=True))
+    book = load_workbook(out / "results.xlsx", read_only=True)
+    try:  # a read-only workbook holds its file open until closed
+        values = list(book.active.iter_rows(values_only=True))
+    finally:
+        book.close()
     assert [str(v) for v in values[0][:3]] == ["row", "id", "status"]
     assert [v[2] for v in values[1:]] == [r["status"] for r in rows]
     page = (out / "report.html").read_text(encoding="utf-8")

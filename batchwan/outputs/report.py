@@ -23,9 +23,11 @@ from batchwan.atomic import write_text_atomic
 from batchwan.outputs.causes import ErrorGroup, error_reason, group_errors
 from batchwan.outputs.groups import stored_group_by
 from batchwan.outputs.report_page import SCRIPT, STYLE
+from batchwan.outputs.report_rows import bound_note, table_rows
 from batchwan.outputs.report_sections import cards, charts, chips, error_table, status_css
 from batchwan.outputs.report_tables import group_tables, runs_table
 from batchwan.outputs.results import own_columns
+from batchwan.outputs.runview import RunView
 from batchwan.outputs.statusview import (
     format_when,
     headline,
@@ -194,19 +196,26 @@ def render_report(
     meta: Mapping[str, str] | None = None,
     generated_at: datetime | None = None,
     group_by: Sequence[str] | None = None,
+    summary_counted: bool = False,
 ) -> str:
-    """The whole report.html for a run, as text; ``group_by`` defaults to the run's own."""
+    """The whole report.html for a run, as text; ``group_by`` defaults to the run's own.
+
+    ``summary_counted``: the summary's breakdowns were just worked out from ``records`` (not
+    read from a summary.json that may be older), so the group tables take them as they are.
+    """
     run_dir = Path(run_dir)
     meta = meta or {}
     head = headline(records, summary)
     groups = group_errors(records)
     base, root = _allowed_root(meta)
-    distinct = len({local_image(r.image, base) for r in records} - {None})
+    table = table_rows(records)  # a big run lists the rows that matter, not all of them
+    distinct = len({local_image(r.image, base) for r in table.rows} - {None})
     thumbs = Thumbnails(distinct, base=base, root=root)
     columns = stored_group_by(meta) if group_by is None else tuple(group_by)
+    tables = group_tables(records, columns, summary if summary_counted else None)
     shown = own_columns(records, json.loads(meta.get("columns") or "[]"))[:SHOWN_OWN_COLUMNS]
     payload = {
-        "rows": _row_payload(run_dir, records, thumbs, shown),
+        "rows": _row_payload(run_dir, table.rows, thumbs, shown),
         "thumbs": thumbs.uris,
         "columns": [clean(c) for c in shown],
     }
@@ -231,10 +240,11 @@ def render_report(
         + "<h2>At a glance</h2>"
         + charts(records, head, groups)
         + f'<h2 id="errors">Errors by cause</h2>{error_table(groups)}'
-        + f'<h2 id="groups">Cost and status by group</h2>{group_tables(records, columns)}'
+        + f'<h2 id="groups">Cost and status by group</h2>{tables}'
         + f'<h2 id="runs">Runs</h2>{runs_table(summary.get("runs"))}'
         + '<h2 id="rows">Rows</h2>'
-        '<div class="tools">'
+        + bound_note(table)
+        + '<div class="tools">'
         + chips(head)
         + '<input type="search" id="search" placeholder="Search prompts, ids and errors"'
         ' aria-label="Search rows">' + _sort_menu(shown) + "</div>"
@@ -257,14 +267,26 @@ def render_report(
 # --- writing the page ---------------------------------------------------------------------------
 
 
-def write_report(run_dir: Path, group_by: Sequence[str] | None = None) -> Path:
-    """Write ``report.html`` into the run folder from its state alone; return its path.
+def write_report(source: Path | RunView, group_by: Sequence[str] | None = None) -> Path:
+    """Write ``report.html`` into the run folder; return its path.
 
-    ``group_by`` defaults to the columns the run was started with.
+    ``source`` is the run folder (its state is read) or the rows a run just built for its
+    other files. ``group_by`` defaults to the columns the run was started with.
     """
-    run_dir = Path(run_dir)
-    records, meta, summary = load_run(run_dir, group_by)
+    counted = isinstance(source, RunView)  # its summary was counted from its records
+    if isinstance(source, RunView):
+        run_dir, records, meta, summary = (
+            source.run_dir,
+            source.records,
+            source.meta,
+            source.summary,
+        )
+    else:
+        run_dir = Path(source)
+        records, meta, summary = load_run(run_dir, group_by)
     path = run_dir / REPORT_FILE
-    page = render_report(run_dir, records, summary, meta=meta, group_by=group_by)
+    page = render_report(
+        run_dir, records, summary, meta=meta, group_by=group_by, summary_counted=counted
+    )
     write_text_atomic(path, page)
     return path

@@ -6,7 +6,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from batchwan.outputs.groups import Group, by_columns, by_model, by_resolution
+from batchwan.outputs.groups import Group, by_columns, by_model, by_resolution, stored_breakdowns
 from batchwan.outputs.statusview import format_duration, format_money, format_when
 from batchwan.safe_text import clean
 from batchwan.values import RowRecord, Status
@@ -50,17 +50,33 @@ def _group_table(name: str, title: str, columns: Sequence[str], groups: Sequence
     )
 
 
-def group_tables(records: Sequence[RowRecord], group_by: Sequence[str]) -> str:
-    """Status, seconds and cost by the --group-by columns, by model and by resolution."""
+def group_tables(
+    records: Sequence[RowRecord],
+    group_by: Sequence[str],
+    counted: Mapping[str, Any] | None = None,
+) -> str:
+    """Status, seconds and cost by the --group-by columns, by model and by resolution.
+
+    ``counted``: a summary whose breakdowns were worked out from these very records by these
+    columns; its groups are drawn instead of counting every row again (the tables show
+    nothing that summary.json does not keep).
+    """
+    stored = counted.get("breakdowns") if counted is not None else None
+    if stored is not None and counted is not None and counted.get("group_by") == list(group_by):
+        groups = stored_breakdowns(counted)
+        found_by_group, found_by_model = groups["by_group"], groups["by_model"]
+        found_by_resolution = groups["by_resolution"]
+    else:
+        found_by_group = by_columns(records, group_by) if group_by else []
+        found_by_model, found_by_resolution = by_model(records), by_resolution(records)
     parts = []
     if group_by:
         parts.append(
-            _group_table("by_group", f"By {', '.join(group_by)}", group_by,
-                         by_columns(records, group_by))
-        )  # fmt: skip
-    parts.append(_group_table("by_model", "By model", ["model"], by_model(records)))
+            _group_table("by_group", f"By {', '.join(group_by)}", group_by, found_by_group)
+        )
+    parts.append(_group_table("by_model", "By model", ["model"], found_by_model))
     parts.append(
-        _group_table("by_resolution", "By resolution", ["resolution"], by_resolution(records))
+        _group_table("by_resolution", "By resolution", ["resolution"], found_by_resolution)
     )
     return "".join(parts)
 

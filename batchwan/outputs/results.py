@@ -1,12 +1,19 @@
-"""results.csv and summary.json, built from the run's record and replaced whole each time."""
+"""results.csv and summary.json, built from the run's record.
+
+summary.json is replaced whole each time. results.csv is too, unless everything it already
+holds is, byte for byte, the start of what it must hold now: then only the new tail is appended
+(a rerun that adds rows to a big sheet writes only those rows). See ``write_results_text``.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,16 +102,12 @@ def request_columns_of(records: Sequence[RowRecord]) -> list[str]:
     return _request_columns(records)
 
 
-def typed_table(
+def _layout(
     records: Sequence[RowRecord],
-    extra_columns: Sequence[str] = (),
-    request_columns: Sequence[str] | None = None,
-) -> tuple[list[str], list[list[Cell]]]:
-    """The header and typed rows of the results: numbers, times and text, not yet escaped.
-
-    ``request_columns`` fixes the request's columns (a refresh renders a few rows at a time
-    under the header of all of them); by default they are worked out from ``records``.
-    """
+    extra_columns: Sequence[str],
+    request_columns: Sequence[str] | None,
+) -> tuple[list[str], list[str], list[str]]:
+    """(header, request columns, the sheet's own columns) of the results of ``records``."""
     if request_columns is None:
         request_columns = _request_columns(records)
     own = own_columns(records, extra_columns)
@@ -115,27 +118,44 @@ def typed_table(
         taken.add(header_name)
         own_names.append(header_name)
     header = [*LEADING_COLUMNS, *request_columns, *TAIL_COLUMNS, *own_names]
-    rows: list[list[Cell]] = []
+    return header, list(request_columns), own
+
+
+def _typed_rows(
+    records: Iterable[RowRecord], request_columns: Sequence[str], own: Sequence[str]
+) -> Iterator[list[Cell]]:
+    """One typed row per record, made as it is asked for (a big sheet is never all in memory)."""
     for r in records:
-        rows.append(
-            [
-                r.position,
-                r.row_id,
-                r.status.value,
-                r.task_id,
-                r.video_url,
-                r.video_file,
-                r.error,
-                r.attempts,
-                r.submitted_at,
-                r.finished_at,
-                *(_request_cell(r, name) for name in request_columns),
-                round(r.cost, 4),
-                r.line,
-                *(r.extra.get(name, "") for name in own),
-            ]
-        )
-    return header, rows
+        yield [
+            r.position,
+            r.row_id,
+            r.status.value,
+            r.task_id,
+            r.video_url,
+            r.video_file,
+            r.error,
+            r.attempts,
+            r.submitted_at,
+            r.finished_at,
+            *[_request_cell(r, name) for name in request_columns],
+            round(r.cost, 4),
+            r.line,
+            *[r.extra.get(name, "") for name in own],
+        ]
+
+
+def typed_table(
+    records: Sequence[RowRecord],
+    extra_columns: Sequence[str] = (),
+    request_columns: Sequence[str] | None = None,
+) -> tuple[list[str], list[list[Cell]]]:
+    """The header and typed rows of the results: numbers, times and text, not yet escaped.
+
+    ``request_columns`` fixes the request's columns (a refresh renders a few rows at a time
+    under the header of all of them); by default they are worked out from ``records``.
+    """
+    header, request_columns, own = _layout(records, extra_columns, request_columns)
+    return header, list(_typed_rows(records, request_columns, own))
 
 
 def results_table(
@@ -146,20 +166,86 @@ def results_table(
     """The header and rows of results.csv, every cell (the header too) safe to open in a
     spreadsheet, plain numbers left as numbers."""
     header, rows = typed_table(records, extra_columns, request_columns)
-    return [as_text_cell(name) for name in header], [[csv_text(c) for c in row] for row in rows]
+    return [as_text_cell(name) for name in header], [list(map(csv_text, row)) for row in rows]
+
+
+def results_text(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()) -> str:
+    """The whole of results.csv as text: its header line, then one line per row."""
+    header, request_columns, own = _layout(records, extra_columns, None)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([as_text_cell(name) for name in header])
+    rows = _typed_rows(records, request_columns, own)
+    writer.writerows(list(map(csv_text, row)) for row in rows)  # one row in memory at a time
+    return buffer.getvalue()
 
 
 def write_results_csv(
     run_dir: Path, records: Sequence[RowRecord], extra_columns: Sequence[str] = ()
 ) -> Path:
-    """Replace results.csv in one step."""
-    header, rows = results_table(records, extra_columns)
+    """Bring results.csv up to date: append the new tail, or replace it in one step."""
     path = run_dir / RESULTS_FILE
-    with atomic_writer(path, newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    write_results_text(path, results_text(records, extra_columns))
     return path
+
+
+def write_results_text(path: Path, text: str) -> str:
+    """Make ``path`` hold ``text``; say how: "unchanged", "appended" or "replaced".
+
+    When the file on disk is, byte for byte, the start of ``text`` (the rows written before are
+    unchanged and in the same order, and only rows were added), only the rest is appended, in
+    one write, then made durable. Anything else (a changed row, a new column, a shorter sheet)
+    replaces the file whole (write beside, then rename). A crash in the middle of an append can
+    leave its last line cut; the file is then still the start of what it must hold, and the
+    next write completes it.
+    """
+    data = text.encode("utf-8")
+    done = _append_tail(path, data)
+    if done is not None:
+        return done
+    with atomic_writer(path, newline="") as handle:
+        handle.write(text)
+    return "replaced"
+
+
+def _append_tail(path: Path, data: bytes) -> str | None:
+    """Append what ``data`` has beyond the file on disk when the file is its exact start;
+    None when it is not (or cannot be read), and the file must be replaced."""
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0 or size > len(data) or not _same_bytes(fd, data, size):
+            return None
+        tail = data[size:]
+        if not tail:
+            return "unchanged"
+        try:
+            written = os.pwrite(fd, tail, size)
+        except OSError:
+            written = -1
+        if written != len(tail):  # a full disk: leave the old file whole, then replace it
+            os.ftruncate(fd, size)
+            return None
+        os.fsync(fd)
+        return "appended"
+    finally:
+        os.close(fd)
+
+
+def _same_bytes(fd: int, data: bytes, size: int) -> bool:
+    """Whether the first ``size`` bytes of the open file equal those of ``data``."""
+    chunk = 1 << 20
+    view = memoryview(data)
+    offset = 0
+    while offset < size:
+        part = os.pread(fd, min(chunk, size - offset), offset)
+        if not part or view[offset : offset + len(part)] != part:
+            return False
+        offset += len(part)
+    return True
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:

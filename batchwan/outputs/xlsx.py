@@ -24,6 +24,7 @@ from openpyxl.utils import get_column_letter
 
 from batchwan.outputs.cells import Cell, typed_number
 from batchwan.outputs.results import LEADING_COLUMNS, typed_table
+from batchwan.outputs.runview import RunView
 from batchwan.outputs.statusview import STATUS_COLOURS, load_run
 from batchwan.outputs.xlsx_summary import summary_sheet
 
@@ -163,9 +164,19 @@ def own_typed(rows: Sequence[list[Cell]], first_own: int) -> None:
                     row[i] = number
 
 
-def write_run_workbook(run_dir: Path) -> Path:
-    """Write results.xlsx into a run folder from its record alone; return its path."""
-    records, meta, summary = load_run(run_dir)
+def write_run_workbook(source: Path | RunView) -> Path:
+    """Write results.xlsx into a run folder from its record (or from the rows a run just
+    built for its other files); return its path."""
+    if isinstance(source, RunView):
+        run_dir, records, meta, summary = (
+            source.run_dir,
+            source.records,
+            source.meta,
+            source.summary,
+        )
+    else:
+        run_dir = source
+        records, meta, summary = load_run(run_dir)
     header, rows = typed_table(records, json.loads(meta.get("columns") or "[]"))
     first_own = header.index("line") + 1 if "line" in header else len(LEADING_COLUMNS)
     own_typed(rows, first_own)

@@ -80,11 +80,10 @@ def _record(row: CheckedRow, entry: TaskEntry | None, note: str | None = None) -
             prompt=str(row.request.get("prompt", "")), image=image_label(row), error=note,
             extra=row.extra, model=row.model, request=request_as_sent(row), line=row.line,
         )  # fmt: skip
-    merged = _merged(
+    return _merged(
         row.position, row.key, row.row_id, str(row.request.get("prompt", "")), image_label(row),
-        row.extra, entry, note,
+        row.extra, entry, note, model=row.model, request=request_as_sent(row), line=row.line,
     )  # fmt: skip
-    return replace(merged, model=row.model, request=request_as_sent(row), line=row.line)
 
 
 def _merged(
@@ -96,15 +95,20 @@ def _merged(
     extra: dict[str, str],
     entry: TaskEntry,
     note: str | None,
+    *,
+    model: str,
+    request: dict[str, Any],
+    line: int | None,
 ) -> RowRecord:
     """A valid row's record: what the ledger knows, with any remark from reading the sheet."""
     error = entry.error if not note else (f"{entry.error}; {note}" if entry.error else note)
+    # Built in one go (not built, then replaced): this runs for every row of a big sheet.
     return RowRecord(
         position=position, key=key, row_id=row_id, status=entry.status, cost=entry.cost,
         resolution=entry.resolution, duration=entry.duration, prompt=prompt, image=image,
         task_id=entry.task_id, video_url=entry.video_url, video_file=entry.video_file,
         error=error, attempts=entry.attempts, submitted_at=entry.submitted_at,
-        finished_at=entry.finished_at, extra=extra,
+        finished_at=entry.finished_at, extra=extra, model=model, request=request, line=line,
     )  # fmt: skip
 
 
@@ -177,6 +181,23 @@ def read_records(run_dir: Path, statuses: Collection[Status] | None = None) -> l
     return list(records_from_rows(rows, entries, live=live))
 
 
+def read_sent_keys(run_dir: Path) -> list[str]:
+    """Keys of the rows of the last sheet read that this folder has sent (tried to create, or
+    holds a task of); read-only, one query, no record built."""
+    if _shared(run_dir):
+        return [r.key for r in read_records(run_dir) if r.attempts or r.task_id]
+    with _ReadOnly(run_dir) as conn:
+        # No DISTINCT: SQLite sorts it in a temporary file (megabytes written for a read);
+        # a pending key is on one row of the sheet only (its repeats are duplicates).
+        return [
+            key
+            for (key,) in conn.execute(
+                "SELECT s.key FROM sheet_rows s JOIN tasks t ON t.key = s.key "
+                "WHERE s.status = 'pending' AND (t.attempts > 0 OR t.task_id IS NOT NULL)"
+            )
+        ]
+
+
 def count_statuses(run_dir: Path) -> dict[Status, int]:
     """How many rows of the last sheet read have each status, counted by SQL; read-only."""
     if _shared(run_dir):
@@ -198,7 +219,17 @@ def records_from_rows(
     """Records from the stored sheet rows and entries; ``live``: a run is sending now."""
     for r in rows:
         status = Status(r["status"])
-        base = RowRecord(
+        entry = entries.get(r["key"])
+        if status is Status.PENDING and entry is not None:
+            if entry.sending and live:
+                entry = replace(entry, status=Status.RUNNING, error=BEING_SENT)
+            elif entry.sending:
+                entry = replace(entry, status=Status.UNKNOWN, error=entry.error or LOST_ANSWER)
+            yield _merged(r["position"], r["key"], r["row_id"], r["prompt"], r["image"],
+                          json.loads(r["extra"]), entry, r["error"], model=r["model"],
+                          request=json.loads(r["request"]), line=r["line"])  # fmt: skip
+            continue
+        yield RowRecord(
             position=r["position"],
             key=r["key"],
             row_id=r["row_id"],
@@ -214,17 +245,6 @@ def records_from_rows(
             request=json.loads(r["request"]),
             line=r["line"],
         )
-        entry = entries.get(r["key"])
-        if status is Status.PENDING and entry is not None:
-            if entry.sending and live:
-                entry = replace(entry, status=Status.RUNNING, error=BEING_SENT)
-            elif entry.sending:
-                entry = replace(entry, status=Status.UNKNOWN, error=entry.error or LOST_ANSWER)
-            merged = _merged(base.position, base.key, base.row_id, base.prompt, base.image,
-                             base.extra, entry, r["error"])  # fmt: skip
-            yield replace(merged, model=base.model, request=base.request, line=base.line)
-        else:
-            yield base
 
 
 def read_committed_cost(run_dir: Path) -> float:
@@ -251,8 +271,17 @@ def check_sheet(run_dir: Path, sheet: Path, keys: Collection[str]) -> str | None
         return None
     with _ReadOnly(run_dir) as conn:
         owner = dict(conn.execute("SELECT name, value FROM meta")).get("sheet")
-        recorded = [k for (k,) in conn.execute("SELECT DISTINCT key FROM sheet_rows")]
+        recorded = recorded_keys(conn)
     return match_sheet(str(run_dir), owner, str(sheet.resolve()), recorded, keys).warning
+
+
+def recorded_keys(conn: sqlite3.Connection) -> list[str]:
+    """The distinct row keys of the sheet last recorded, in sheet order.
+
+    Made distinct here, not by SQL: SELECT DISTINCT over 100,000 keys sorts them in a temporary
+    file, megabytes written for a read.
+    """
+    return list(dict.fromkeys(k for (k,) in conn.execute("SELECT key FROM sheet_rows")))
 
 
 def read_runs(run_dir: Path) -> list[RunLine]:

@@ -278,7 +278,7 @@ def hold_for_run(
     rows: Sequence[CheckedRow], run_dir: Path, base_url: str, api_key: str
 ) -> list[CheckedRow]:
     """``hold_repeats`` for one run: this folder's own sends left alone, the index closed."""
-    from batchwan.store.records import read_records
+    from batchwan.store.records import read_sent_keys
     from batchwan.store.schema import STATE_FILE
 
     index = RepeatIndex.open(base_url, api_key)
@@ -287,7 +287,7 @@ def hold_for_run(
     try:
         mine: list[str] = []
         if (run_dir / STATE_FILE).is_file():
-            mine = [r.key for r in read_records(run_dir) if r.attempts or r.task_id]
+            mine = read_sent_keys(run_dir)  # one query: no record is built
         return hold_repeats(rows, index, run_dir, mine)
     finally:
         index.close()

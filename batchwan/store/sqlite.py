@@ -26,7 +26,7 @@ from typing import Any
 from batchwan.errors import StateError
 from batchwan.pool.limits import CreateWindow, InFlight
 from batchwan.store.base import Claim
-from batchwan.store.records import Snapshot
+from batchwan.store.records import Snapshot, recorded_keys
 from batchwan.store.schema import (
     LOST_ANSWER,
     STATE_FILE,
@@ -160,7 +160,7 @@ class SqliteStore:
         """Tie the run folder to its sheet, recognised by its rows; refuse another sheet."""
         sheet_text = str(sheet.resolve())
         with contextlib.closing(connect(self.path, readonly=True)) as conn:
-            recorded = [k for (k,) in conn.execute("SELECT DISTINCT key FROM sheet_rows")]
+            recorded = recorded_keys(conn)
         found = match_sheet(str(self.run_dir), self.meta.get("sheet"), sheet_text, recorded,
                             keys if keys is not None else recorded)  # fmt: skip
         if found.warning:
