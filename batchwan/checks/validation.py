@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from batchwan.catalog.spec import Frame, ModelSpec, tier_of_size
 from batchwan.checks.imagesource import ImageChecker, ImageVerdict
 from batchwan.errors import InputError
 from batchwan.sheet.headers import canonical_field, match_headers
-from batchwan.sheet.loader import Sheet, cell_text, collector_paused
+from batchwan.sheet.loader import Sheet, SheetStream, cell_text, collector_paused, has_readable_row
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 _WHERE_IMAGE = "give an http(s) URL, a data: URI, or a path to a file beside the sheet"
 _IMAGE_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8\xff", "jpeg"), (b"BM", "bmp"))
 _FRAMES = ("image", "last_frame")
+#: The fields that ``_required`` may find missing on some model.
+_REQUIRABLE = frozenset({"prompt", *_FRAMES})
 _FROM_DEFAULTS = " (from the defaults; set this row's own cell)"
 #: Columns read for the row itself rather than sent as they are.
 ROW_COLUMNS = ("id", "model", "take")
@@ -57,10 +60,10 @@ def describe(issue: RowIssue) -> str:
     return str(issue)
 
 
-def layout(sheet: Sheet, spec: JobSpec) -> Layout:
+def layout(sheet: Sheet | SheetStream, spec: JobSpec) -> Layout:
     """Map API fields to columns as a person reads the headers (see ``sheet.headers``)."""
     defaulted = {*spec.defaults, *(canonical_field(k) or k for k in sheet.defaults)}
-    readable = any(r.read_error is None for r in sheet.rows)  # else the rows say what is wrong
+    readable = has_readable_row(sheet)  # else the rows say what is wrong
     match = match_headers(
         sheet.path, sheet.columns, known=(*API_FIELDS, *ROW_COLUMNS), mapped=spec.columns,
         required=_required_columns(sheet, spec) if readable else (), defaulted=defaulted,
@@ -68,7 +71,7 @@ def layout(sheet: Sheet, spec: JobSpec) -> Layout:
     return Layout(match.fields, match.extra, match.notes)
 
 
-def _required_columns(sheet: Sheet, spec: JobSpec) -> tuple[str, ...]:
+def _required_columns(sheet: Sheet | SheetStream, spec: JobSpec) -> tuple[str, ...]:
     """The columns no row can do without: a prompt, and an image when every row's model needs
     one (a sheet with a model column may mix text-only rows in)."""
     model = find_model(spec.model)
@@ -101,8 +104,12 @@ def content_hash(
         canonical["last_frame"] = f"sha256:{last_frame_digest}"
     if model != DEFAULT_MODEL:
         canonical["model"] = model
-    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    blob = _CANONICAL_JSON.encode(canonical)
     return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+# json.dumps with these options builds a new encoder on every call; one is enough.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def _takers(name: str) -> str:
@@ -140,17 +147,20 @@ class _Draft:
 class _RowChecker:
     """Checks rows of one sheet against one job spec, each row against its own model."""
 
-    def __init__(self, sheet: Sheet, spec: JobSpec, images: ImageChecker) -> None:
+    def __init__(self, sheet: Sheet | SheetStream, spec: JobSpec, images: ImageChecker) -> None:
         self.layout = layout(sheet, spec)
         own = {canonical_field(k) or k: v for k, v in sheet.defaults.items()}
         merged = {**own, **spec.defaults}
         self.defaults = {k: cell_text(v).strip() for k, v in merged.items() if k in API_FIELDS}
         self.images = images
         self.model = spec.model
-        # (field, the sheet's column or None, the column named in messages), once per sheet.
+        # (field, the sheet's column or None, the column named in messages), once per sheet,
+        # in the order problems are said. A field with no column and no default can only be
+        # missing, which only the fields some model requires can be.
         self._fields_plan = [
             (name, self.layout.fields.get(name), self.layout.fields.get(name, name))
             for name in API_FIELDS
+            if name in self.layout.fields or name in self.defaults or name in _REQUIRABLE
         ]
 
     def _column(self, name: str) -> str:
@@ -312,6 +322,25 @@ def check_rows(
     InputError when the job's own model (``--model``, ``model:``) is not a registered one: a
     typo there is a bad option, not a fault of any row.
     """
+    rows = iter_checked(sheet, spec, image_root=image_root, fix_dir=fix_dir)
+    with collector_paused():  # a million rows are millions of objects and no cycles
+        checked = list(rows)
+    log.info("checked %d rows of %s", len(checked), sheet.path)
+    return checked
+
+
+def iter_checked(
+    sheet: Sheet | SheetStream,
+    spec: JobSpec,
+    *,
+    image_root: Path | None = None,
+    fix_dir: Path | None = None,
+) -> Iterator[CheckedRow]:
+    """``check_rows`` one row at a time, each checked as it is taken from the sheet.
+
+    What can refuse the whole sheet (the job's model, its headers) is checked at once, before
+    any row is taken. Only each id and content hash is kept, to find repeats.
+    """
     if find_model(spec.model) is None:
         raise InputError(f"--model / model: {unknown_model_message(spec.model)}")
     base = sheet.path.parent.resolve()
@@ -319,18 +348,15 @@ def check_rows(
     if fix_dir is not None:
         fix_dir.mkdir(parents=True, exist_ok=True)
     checker = _RowChecker(sheet, spec, ImageChecker(base, root, fix_dir, image_root is not None))
-    with collector_paused():  # a million rows are millions of objects and no cycles
-        checked = _check_each(sheet, checker)
-    log.info("checked %d rows of %s", len(checked), sheet.path)
-    return checked
+    return _check_each(sheet.rows, checker)
 
 
-def _check_each(sheet: Sheet, checker: _RowChecker) -> list[CheckedRow]:
+def _check_each(rows: Iterable[SheetRow], checker: _RowChecker) -> Iterator[CheckedRow]:
     id_column = checker.layout.fields.get("id", "id")
     ids: dict[str, int] = {}
-    contents: dict[str, int] = {}
-    checked: list[CheckedRow] = []
-    for sheet_row in sheet.rows:
+    # The first row of each content, by its hash's bytes: half the memory of its hex text.
+    contents: dict[bytes, int] = {}
+    for sheet_row in rows:
         row = checker.check(sheet_row)
         has_id = row.own_id
         if has_id and row.row_id in ids:
@@ -342,9 +368,9 @@ def _check_each(sheet: Sheet, checker: _RowChecker) -> list[CheckedRow]:
             row = _with(row, Status.INVALID, (*row.issues, issue))
         elif has_id:
             ids[row.row_id] = row.position
-        if row.status is Status.PENDING and not has_id:
-            first = contents.get(row.content_hash)
-            if first is not None:
+        if row.status is Status.PENDING:
+            content = bytes.fromhex(row.content_hash)
+            if not has_id and (first := contents.get(content)) is not None:
                 issue = RowIssue(
                     row.position,
                     "",
@@ -352,13 +378,12 @@ def _check_each(sheet: Sheet, checker: _RowChecker) -> list[CheckedRow]:
                     "give it an id to send it again",
                 )
                 row = _with(row, Status.DUPLICATE, (issue,))
-        if row.status is Status.PENDING:
-            contents.setdefault(row.content_hash, row.position)
+            else:
+                contents.setdefault(content, row.position)
         if row.issues and sheet_row.line is not None:
             located = tuple(dataclasses.replace(i, line=sheet_row.line) for i in row.issues)
             row = dataclasses.replace(row, issues=located)
-        checked.append(row)
-    return checked
+        yield row
 
 
 def _with(row: CheckedRow, status: Status, issues: tuple[RowIssue, ...]) -> CheckedRow:

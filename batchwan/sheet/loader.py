@@ -28,6 +28,7 @@ Choices a user can rely on:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import gc
@@ -76,6 +77,44 @@ class Sheet:
     notes: tuple[str, ...] = ()  # what was guessed in reading it (encoding, separator, tab)
 
 
+class RowStream:
+    """A sheet's rows, read one at a time and once; nothing read is kept after it is given.
+
+    ``has_readable_row`` may look ahead before the rows are taken: the rows it reads past are
+    kept until they are given (one, unless the first rows cannot be read).
+    """
+
+    def __init__(self, rows: Iterator[SheetRow]) -> None:
+        self._rows = rows
+        self._ahead: collections.deque[SheetRow] = collections.deque()
+
+    def has_readable_row(self) -> bool:
+        """Whether any row not yet given could be read."""
+        if any(row.read_error is None for row in self._ahead):
+            return True
+        for row in self._rows:
+            self._ahead.append(row)
+            if row.read_error is None:
+                return True
+        return False
+
+    def __iter__(self) -> Iterator[SheetRow]:
+        while self._ahead:
+            yield self._ahead.popleft()
+        yield from self._rows
+
+
+@dataclass(frozen=True)
+class SheetStream:
+    """A sheet whose header is read and whose rows are read as they are taken (see RowStream)."""
+
+    path: Path
+    columns: tuple[str, ...]
+    rows: RowStream
+    notes: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)  # always empty: a CSV has none
+
+
 def read_sheet(
     path: Path,
     *,
@@ -92,6 +131,49 @@ def read_sheet(
     are header names a job file maps, which mark the header row as field names do.
     """
     names = frozenset(columns)
+    suffix = _readable_suffix(path, tab)
+    if suffix == ".xlsx":
+        return _read_xlsx(path, tab, include_hidden, names)
+    if suffix in (".csv", ".tsv"):
+        fmt = _text_format(path, suffix, encoding, delimiter)
+        return _assemble(path, read_records(path, fmt), "line", fmt.notes, names=names)
+    if suffix == ".jsonl":
+        return _read_jsonl(path, encoding)
+    return _read_yaml(path, read_text(path, encoding))
+
+
+def open_sheet(
+    path: Path,
+    *,
+    tab: str | None = None,
+    include_hidden: bool = False,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    columns: Iterable[str] = (),
+) -> Sheet | SheetStream:
+    """``read_sheet``, but a CSV or TSV comes as a stream of rows read one at a time.
+
+    Other formats, and a CSV whose header has blank cells (an unnamed column is dropped when
+    no row fills it, which only a full pass can tell), are read whole, as ``read_sheet`` does.
+    """
+    names = frozenset(columns)
+    suffix = _readable_suffix(path, tab)
+    if suffix not in (".csv", ".tsv"):
+        return read_sheet(path, tab=tab, include_hidden=include_hidden, encoding=encoding,
+                          delimiter=delimiter, columns=names)  # fmt: skip
+    fmt = _text_format(path, suffix, encoding, delimiter)
+    records = read_records(path, fmt)
+    header = _header(path, records, "line", names)
+    if header.unnamed_at:
+        with collector_paused():
+            return _collect(path, header, records, fmt.notes, frozenset())
+    rows = _sheet_rows(records, header, frozenset(), [], set(), None)
+    notes = (*fmt.notes, *header.notes)
+    return SheetStream(path, tuple(header.columns), RowStream(rows), notes)
+
+
+def _readable_suffix(path: Path, tab: str | None) -> str:
+    """The sheet's lower-case suffix, once it is known to be one ``read_sheet`` reads."""
     suffix = path.suffix.lower()
     if path.is_dir():  # before the suffix: "a file without an extension" would mislead
         raise InputError(f"{path}: is a folder, not a sheet; name the sheet file inside it")
@@ -107,15 +189,14 @@ def read_sheet(
         )
     if tab is not None and suffix != ".xlsx":
         raise InputError(f"{path}: --tab {tab!r} is for .xlsx workbooks; this sheet has no tabs")
-    if suffix == ".xlsx":
-        return _read_xlsx(path, tab, include_hidden, names)
-    if suffix in (".csv", ".tsv"):
-        default = "\t" if suffix == ".tsv" else ","
-        fmt = text_format(path, encoding=encoding, delimiter=delimiter, default=default)
-        return _assemble(path, read_records(path, fmt), "line", fmt.notes, names=names)
-    if suffix == ".jsonl":
-        return _read_jsonl(path, encoding)
-    return _read_yaml(path, read_text(path, encoding))
+    return suffix
+
+
+def _text_format(
+    path: Path, suffix: str, encoding: str | None, delimiter: str | None
+) -> textread.TextFormat:
+    default = "\t" if suffix == ".tsv" else ","
+    return text_format(path, encoding=encoding, delimiter=delimiter, default=default)
 
 
 def read_spec_sheet(spec: JobSpec) -> Sheet:
@@ -128,6 +209,25 @@ def read_spec_sheet(spec: JobSpec) -> Sheet:
         delimiter=spec.delimiter,
         columns=spec.columns.values(),
     )
+
+
+def open_spec_sheet(spec: JobSpec) -> Sheet | SheetStream:
+    """``open_sheet`` of a job spec's sheet: a CSV or TSV streamed, other formats read whole."""
+    return open_sheet(
+        spec.sheet,
+        tab=spec.tab,
+        include_hidden=spec.include_hidden,
+        encoding=spec.encoding,
+        delimiter=spec.delimiter,
+        columns=spec.columns.values(),
+    )
+
+
+def has_readable_row(sheet: Sheet | SheetStream) -> bool:
+    """Whether any row of the sheet could be read (a stream looks ahead, keeping what it read)."""
+    if isinstance(sheet, SheetStream):
+        return sheet.rows.has_readable_row()
+    return any(r.read_error is None for r in sheet.rows)
 
 
 def cell_text(value: Any) -> str:
@@ -229,6 +329,30 @@ def _find_header(
     return seen[0], seen[1:], []
 
 
+@dataclass(frozen=True)
+class _Header:
+    """A sheet's header as found: its column names, and what was read on the way."""
+
+    columns: list[str]
+    unnamed_at: list[int]  # the columns whose header cell is blank
+    early: list[Record]  # data records read while looking for the header
+    notes: list[str]
+
+
+def _header(path: Path, records: Iterator[Record], unit: str, names: frozenset[str]) -> _Header:
+    """Find the header among the first records; InputError when a column name repeats."""
+    found, early, header_notes = _find_header(path, records, unit, names)
+    header = found.cells
+    columns = [h.strip() or f"column {i}" for i, h in enumerate(header, start=1)]
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            raise InputError(f"{path}: column {name!r} appears twice in the header; rename one")
+        seen.add(name)
+    unnamed_at = [i for i, h in enumerate(header) if not h.strip()]
+    return _Header(columns, unnamed_at, early, header_notes)
+
+
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a sheet's rows are built or checked.
@@ -271,22 +395,65 @@ def _assemble_rows(
     hidden: frozenset[int],
     names: frozenset[str],
 ) -> Sheet:
-    found, early, header_notes = _find_header(path, records, unit, names)
-    header = found.cells
-    columns = [h.strip() or f"column {i}" for i, h in enumerate(header, start=1)]
-    seen: set[str] = set()
-    for name in columns:
-        if name in seen:
-            raise InputError(f"{path}: column {name!r} appears twice in the header; rename one")
-        seen.add(name)
-    width = len(columns)
-    rows: list[SheetRow] = []
+    return _collect(path, _header(path, records, unit, names), records, notes, hidden)
+
+
+def _collect(
+    path: Path,
+    header: _Header,
+    records: Iterator[Record],
+    notes: Iterable[str],
+    hidden: frozenset[int],
+) -> Sheet:
+    """Every row of the sheet in a list, without the unnamed columns no row fills."""
+    columns = header.columns
     used: set[int] = set()  # which unnamed columns hold anything, so empty ones can be dropped
     skipped: list[int] = []
-    unnamed_at = [i for i, h in enumerate(header) if not h.strip()]
     shared: dict[str, str] = {}
+    rows = list(_sheet_rows(records, header, hidden, skipped, used, shared))
+    unnamed = [columns[i] for i in header.unnamed_at if i not in used]
+    if unnamed:
+        drop = set(unnamed)
+        columns = [c for c in columns if c not in drop]
+        rows = [
+            SheetRow(
+                r.position,
+                {k: v for k, v in r.cells.items() if k not in drop},
+                r.read_error,
+                r.line,
+            )
+            for r in rows
+        ]
+    all_notes = [*notes, *header.notes]
+    if skipped:
+        listed = ", ".join(str(n) for n in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        all_notes.append(
+            f"{_rows(len(skipped))} hidden or filtered out in the workbook "
+            f"{'is' if len(skipped) == 1 else 'are'} not sent (rows {listed}); "
+            "--include-hidden sends them"
+        )
+    return Sheet(path, tuple(columns), rows, notes=tuple(all_notes))
+
+
+def _sheet_rows(
+    records: Iterator[Record],
+    header: _Header,
+    hidden: frozenset[int],
+    skipped: list[int],
+    used: set[int],
+    shared: dict[str, str] | None,
+) -> Iterator[SheetRow]:
+    """The data rows after the header, one at a time.
+
+    The line numbers of ``hidden`` rows go to ``skipped`` (they keep their position), the
+    unnamed columns some row fills to ``used``; with ``shared``, equal short cells become one
+    string (worth it only when every row is kept: a stream would keep every distinct one).
+    """
+    columns = header.columns
+    width = len(columns)
+    unnamed_at = header.unnamed_at
     position = 0
-    for record in _chain(early, records):
+    for record in _chain(header.early, records):
         cells = record.cells
         if record.error is None and not any(c.strip() for c in cells):
             continue
@@ -305,34 +472,14 @@ def _assemble_rows(
                     f"has {len(cells)} cells but the header has {width} columns; "
                     "quote cells that contain the separator"
                 )
-        cells = cells[:width] + [""] * (width - len(cells))
+        if len(cells) != width:
+            cells = cells[:width] + [""] * (width - len(cells))
         for i in unnamed_at:
             if cells[i]:
                 used.add(i)
-        cells = [shared.setdefault(c, c) if len(c) <= _SHARED_CELL else c for c in cells]
-        rows.append(SheetRow(position, dict(zip(columns, cells, strict=True)), error, record.line))
-    unnamed = [columns[i] for i, h in enumerate(header) if not h.strip() and i not in used]
-    if unnamed:
-        drop = set(unnamed)
-        columns = [c for c in columns if c not in drop]
-        rows = [
-            SheetRow(
-                r.position,
-                {k: v for k, v in r.cells.items() if k not in drop},
-                r.read_error,
-                r.line,
-            )
-            for r in rows
-        ]
-    all_notes = [*notes, *header_notes]
-    if skipped:
-        listed = ", ".join(str(n) for n in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
-        all_notes.append(
-            f"{_rows(len(skipped))} hidden or filtered out in the workbook "
-            f"{'is' if len(skipped) == 1 else 'are'} not sent (rows {listed}); "
-            "--include-hidden sends them"
-        )
-    return Sheet(path, tuple(columns), rows, notes=tuple(all_notes))
+        if shared is not None:
+            cells = [shared.setdefault(c, c) if len(c) <= _SHARED_CELL else c for c in cells]
+        yield SheetRow(position, dict(zip(columns, cells, strict=True)), error, record.line)
 
 
 def _rows(count: int) -> str:
