@@ -20,13 +20,13 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from batchwan.catalog.registry import DEFAULT_MODEL, REGISTRY, find_model, unknown_model_message
-from batchwan.catalog.rules import either, field_rules, shown, size_for_resolution
+from batchwan.catalog.rules import Rule, either, field_rules, shown, size_for_resolution
 from batchwan.catalog.spec import Frame, ModelSpec, tier_of_size
 from batchwan.checks.imagesource import ImageChecker, ImageVerdict
 from batchwan.errors import InputError
@@ -144,6 +144,15 @@ class _Draft:
         self.issues.append(RowIssue(self.position, column, message, fixable))
 
 
+# What ``_RowChecker._fields`` does with a field's text on one model.
+_RULE, _FRAME, _TIER, _NOT_TAKEN = "rule", "frame", "tier", "not taken"
+#: (field, its column or None, the column named in messages, its default text, the problem
+#: when it is missing, the action, the rule, why the model refuses it, its doubtful values).
+_Step = tuple[
+    str, str | None, str, str, str | None, str, Rule | None, str | None, Mapping[str, str] | None
+]
+
+
 class _RowChecker:
     """Checks rows of one sheet against one job spec, each row against its own model."""
 
@@ -157,6 +166,11 @@ class _RowChecker:
         # (field, the sheet's column or None, the column named in messages), once per sheet,
         # in the order problems are said. A field with no column and no default can only be
         # missing, which only the fields some model requires can be.
+        self._steps_by_model: dict[str, list[_Step]] = {}
+        # The columns read for every row, looked up once.
+        self._id_column = self.layout.fields.get("id")
+        self._model_column = self.layout.fields.get("model")
+        self._take_column = self.layout.fields.get("take")
         self._fields_plan = [
             (name, self.layout.fields.get(name), self.layout.fields.get(name, name))
             for name in API_FIELDS
@@ -174,8 +188,11 @@ class _RowChecker:
         """One row's request, or all its problems (ids and duplicates are settled by the caller)."""
         cells = row.cells
         extra = {c: cells.get(c, "") for c in self.layout.extra}
-        row_id = self._cell(cells, "id")
-        model_text = self._cell(cells, "model") or self.model
+        id_column, model_column = self._id_column, self._model_column
+        row_id = cells.get(id_column, "").strip() if id_column is not None else ""
+        model_text = (
+            cells.get(model_column, "").strip() if model_column is not None else ""
+        ) or self.model
         spec = find_model(model_text)
         if row.read_error is not None or spec is None:
             if row.read_error is not None:
@@ -193,44 +210,66 @@ class _RowChecker:
         self._fields(cells, spec, draft)
         self._frames(spec, draft)
         status = Status.INVALID if draft.issues else Status.PENDING
-        digests = [draft.frames[f].digest if f in draft.frames else None for f in _FRAMES]
+        frames = draft.frames
+        first, last = frames.get("image"), frames.get("last_frame")
+        take = cells.get(self._take_column, "").strip() if self._take_column is not None else ""
         chash = content_hash(
-            draft.request, digests[0], digests[1], spec.name, self._cell(cells, "take")
-        )
+            draft.request, first.digest if first else None, last.digest if last else None,
+            spec.name, take,
+        )  # fmt: skip
         return _row(row, row_id, status, draft, chash, extra, spec.name)
 
+    def _steps(self, spec: ModelSpec) -> list[_Step]:
+        """What ``_fields`` does with each field on this model, worked out once per model."""
+        steps = self._steps_by_model.get(spec.name)
+        if steps is None:
+            rules = field_rules(spec)
+            steps = []
+            for name, source, column in self._fields_plan:
+                if name == "resolution" and spec.uses_size:
+                    action, refusal = _TIER, None  # a tier on a text model: settled by its size
+                elif name not in spec.fields:
+                    action, refusal = _NOT_TAKEN, not_taken(spec, name)
+                else:
+                    action, refusal = (_FRAME if name in _FRAMES else _RULE), None
+                doubts = spec.doubtful if name == "resolution" and action is _RULE else None
+                steps.append(
+                    (name, source, column, self.defaults.get(name, ""), _required(spec, name),
+                     action, rules.get(name), refusal, doubts)
+                )  # fmt: skip
+            self._steps_by_model[spec.name] = steps
+        return steps
+
     def _fields(self, cells: dict[str, str], spec: ModelSpec, draft: _Draft) -> None:
-        rules = field_rules(spec)
         resolution_text, resolution_default = "", False
-        for name, source, column in self._fields_plan:
+        request = draft.request
+        for name, source, column, default, missing, action, rule, refusal, doubts in self._steps(
+            spec
+        ):
             text = cells.get(source, "").strip() if source is not None else ""
             from_default = not text
             if from_default:
-                text = self.defaults.get(name, "")
-            if not text:
-                if missing := _required(spec, name):
-                    draft.problem(column, missing)
-                continue
-            if name == "resolution" and spec.uses_size:
-                # A tier on a text model: settled once its size is known.
+                text = default
+                if not text:
+                    if missing:
+                        draft.problem(column, missing)
+                    continue
+            if action is _RULE:
+                assert rule is not None  # every field a model takes but its frames has a rule
+                value, problem = rule(text)
+                request[name] = text if problem else value
+                if problem:
+                    draft.problem(column, problem + (_FROM_DEFAULTS if from_default else ""))
+                elif doubts and value in doubts:
+                    draft.notes.append(f"{name}: {doubts[value]}")
+            elif action is _FRAME:
+                request[name] = text
+            elif action is _TIER:
                 resolution_text, resolution_default = text, from_default
-                continue
-            if name not in spec.fields:
-                if from_default:
-                    draft.notes.append(f"{name}: the default {shown(text)} is not sent: "
-                                       f"{not_taken(spec, name)}")  # fmt: skip
-                else:
-                    draft.problem(column, not_taken(spec, name))
-                continue
-            if name in _FRAMES:
-                draft.request[name] = text
-                continue
-            value, problem = rules[name](text)
-            draft.request[name] = text if problem else value
-            if problem:
-                draft.problem(column, problem + (_FROM_DEFAULTS if from_default else ""))
-            elif name == "resolution" and value in spec.doubtful:
-                draft.notes.append(f"{name}: {spec.doubtful[value]}")
+            elif from_default:
+                draft.notes.append(f"{name}: the default {shown(text)} is not sent: {refusal}")
+            else:
+                draft.problem(column, str(refusal))
         if resolution_text:
             self._tier_as_size(spec, resolution_text, draft, resolution_default)
         if (
@@ -266,7 +305,7 @@ class _RowChecker:
     def _frames(self, spec: ModelSpec, draft: _Draft) -> None:
         for name in _FRAMES:
             text = draft.request.get(name)
-            if not isinstance(text, str):
+            if text is None or not isinstance(text, str):
                 continue
             verdict = self.images.check(text)
             draft.frames[name] = verdict
