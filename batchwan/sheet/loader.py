@@ -308,7 +308,10 @@ def _find_header(
     first fuller row is the header even when it names no field (the job file may map it).
     """
     seen: list[Record] = []
+    after_first: list[Record] = []  # all read past the first candidate, unreadable ones too
     for record in records:
+        if seen:
+            after_first.append(record)
         if record.error is None and any(c.strip() for c in record.cells):
             seen.append(record)
             if (
@@ -326,7 +329,7 @@ def _find_header(
             "titles and not read"
         )
         return last, [], [note]
-    return seen[0], seen[1:], []
+    return seen[0], after_first, []
 
 
 @dataclass(frozen=True)
