@@ -74,11 +74,11 @@ class _Said:
 
     def add(self, row: CheckedRow) -> None:
         """Count the row, and keep its problems and notes as `validate` prints them."""
-        from batchwan.checks.validation import describe
-
         self.counts[row.status] += 1
         if not (row.issues or row.notes):
             return
+        from batchwan.checks.validation import describe
+
         out = self._out
         for issue in row.issues:
             out.write(clean(describe(issue)) + "\n")

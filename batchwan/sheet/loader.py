@@ -458,7 +458,10 @@ def _sheet_rows(
     position = 0
     for record in _chain(header.early, records):
         cells = record.cells
-        if record.error is None and not any(c.strip() for c in cells):
+        # A first cell with text (most rows) settles it without looking at the others.
+        if record.error is None and not (
+            (cells and cells[0].strip()) or any(c.strip() for c in cells)
+        ):
             continue
         position += 1
         if record.line in hidden:
