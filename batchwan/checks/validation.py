@@ -151,15 +151,23 @@ def not_taken(spec: ModelSpec, name: str) -> str:
     return f"{spec.name} takes no {name}; the models that do: {_takers(name)}"
 
 
-@dataclass
 class _Draft:
     """What one row's check has found so far."""
 
-    position: int
-    request: dict[str, Any] = dataclasses.field(default_factory=dict)
-    issues: list[RowIssue] = dataclasses.field(default_factory=list)
-    notes: list[str] = dataclasses.field(default_factory=list)
-    frames: dict[str, ImageVerdict] = dataclasses.field(default_factory=dict)
+    # A plain class: one is made per row, and a dataclass's default factories cost more.
+    __slots__ = ("frames", "issues", "notes", "position", "request")
+
+    def __init__(
+        self,
+        position: int,
+        request: dict[str, Any] | None = None,
+        issues: list[RowIssue] | None = None,
+    ) -> None:
+        self.position = position
+        self.request: dict[str, Any] = {} if request is None else request
+        self.issues: list[RowIssue] = [] if issues is None else issues
+        self.notes: list[str] = []
+        self.frames: dict[str, ImageVerdict] = {}
 
     def problem(self, column: str, message: str, fixable: bool = False) -> None:
         self.issues.append(RowIssue(self.position, column, message, fixable))
@@ -332,14 +340,16 @@ class _RowChecker:
             draft.frames[name] = verdict
             if verdict.url is not None:  # a share link, sent as the file's direct link
                 draft.request[name] = verdict.url
-            column = self._column(name)
-            for p in verdict.problems:
-                draft.problem(column, p.message, p.fixable)
-            # The image checker speaks of "image"; a last frame's fix is the last frame's.
-            draft.notes.extend(
-                f"{name}: {note.removeprefix('image: ')}" if name != "image" else note
-                for note in verdict.notes
-            )
+            if verdict.problems:
+                column = self._column(name)
+                for p in verdict.problems:
+                    draft.problem(column, p.message, p.fixable)
+            if verdict.notes:
+                # The image checker speaks of "image"; a last frame's fix is the last frame's.
+                draft.notes.extend(
+                    f"{name}: {note.removeprefix('image: ')}" if name != "image" else note
+                    for note in verdict.notes
+                )
 
 
 def _required(spec: ModelSpec, name: str) -> str | None:
