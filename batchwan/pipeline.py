@@ -200,6 +200,10 @@ def stream_source(
     spec, sheet = sources.load_spec(source, overrides, needs_out=False)
     table = sources.open_rows(spec, sheet)
     with contextlib.ExitStack() as stack:
+        from batchwan.sheet.loader import RowStream
+
+        if isinstance(table.rows, RowStream):  # read to its end or not, the file is closed
+            stack.callback(table.rows.close)
         scratch = stack.enter_context(sources.scratch_fix_dir()) if fix_images else None
         rows = sources.check_each(spec, table, scratch)
         spec, _own, notes = _sheet_checks(spec, table, None)

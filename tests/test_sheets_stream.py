@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,3 +237,18 @@ def test_what_refuses_the_whole_sheet_is_said_before_any_row(tmp_path: Path) -> 
     path = write(tmp_path, f"image\n{URL}\n")
     with pytest.raises(InputError, match="prompt"):
         iter_checked(streamed(path), load_source(path))
+
+
+def test_closing_a_stream_part_read_closes_the_file_and_restores_the_field_limit(
+    tmp_path: Path,
+) -> None:
+    """A stream left before its end (validate stopped) gives back what it took at once."""
+    before = csv.field_size_limit()
+    path = write(tmp_path, "prompt,image\n" + "".join(f"p{n},{URL}\n" for n in range(10)))
+    stream = streamed(path)
+    rows = iter(stream.rows)
+    assert next(rows).position == 1
+    assert csv.field_size_limit() > before  # raised while the sheet is read
+    stream.rows.close()
+    assert csv.field_size_limit() == before
+    assert list(stream.rows) == []

@@ -103,6 +103,13 @@ class RowStream:
             yield self._ahead.popleft()
         yield from self._rows
 
+    def close(self) -> None:
+        """Stop reading: the file is closed and the csv module's field limit put back now."""
+        self._ahead.clear()
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
 
 @dataclass(frozen=True)
 class SheetStream:
