@@ -144,6 +144,24 @@ def check_source(
     return _prepared(spec, run_dir, rows, table, settings)
 
 
+def _sheet_checks(
+    spec: JobSpec, table: Sheet | SheetStream, settings: RunSettings | None
+) -> tuple[JobSpec, list[str], tuple[str, ...]]:
+    """The spec with its store settled, the user's own columns, and what was guessed; InputError
+    for a store or --group-by the source cannot have."""
+    from batchwan.outputs.groups import check_group_by
+
+    if settings is not None and spec.store is None and settings.default_store:
+        spec = dataclasses.replace(spec, store=settings.default_store)
+    if spec.store:  # the database driver is imported only for a run that names a store
+        from batchwan.store.choose import check_store
+
+        check_store(spec.store)
+    own, notes = sources.own_columns(spec, table)
+    check_group_by(spec.group_by, own)
+    return spec, own, notes
+
+
 def _prepared(
     spec: JobSpec,
     run_dir: Path,
@@ -162,24 +180,6 @@ def _prepared(
 
         rows = hold_for_run(rows, run_dir, settings.base_url, settings.api_key)
     return Prepared(spec, run_dir, rows, own, notes)
-
-
-def _sheet_checks(
-    spec: JobSpec, table: Sheet | SheetStream, settings: RunSettings | None
-) -> tuple[JobSpec, list[str], tuple[str, ...]]:
-    """The spec with its store settled, the user's own columns, and what was guessed; InputError
-    for a store or --group-by the source cannot have."""
-    from batchwan.outputs.groups import check_group_by
-
-    if settings is not None and spec.store is None and settings.default_store:
-        spec = dataclasses.replace(spec, store=settings.default_store)
-    if spec.store:  # the database driver is imported only for a run that names a store
-        from batchwan.store.choose import check_store
-
-        check_store(spec.store)
-    own, notes = sources.own_columns(spec, table)
-    check_group_by(spec.group_by, own)
-    return spec, own, notes
 
 
 @dataclass(frozen=True)
