@@ -24,6 +24,8 @@ Choices a user can rely on:
 * A line that cannot be parsed (a JSONL line that is not a JSON object, a CSV row with more cells
   than the header) is a problem of that row only: ``SheetRow.read_error``.
 * A file that cannot be read at all raises one ``InputError`` naming the file and the reason.
+* ``read_sheet`` holds every row; ``open_sheet`` gives a CSV or TSV as a ``SheetStream`` whose
+  rows are read as they are taken (the same rows), so a million of them need not fit at once.
 """
 
 from __future__ import annotations
