@@ -167,3 +167,14 @@ def test_run_prints_the_first_problems_and_counts_the_rest(
         lines[-1]
         == f"{MAX_PRINTED_ISSUES + 7} rows: 0 valid, {MAX_PRINTED_ISSUES + 7} invalid, 0 duplicates"
     )
+
+
+def test_validate_never_reads_a_csv_whole(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate takes a CSV's rows from the stream: the whole-sheet reader is not used."""
+
+    def whole(*_args: object, **_options: object) -> None:
+        raise AssertionError("the sheet was read whole")
+
+    monkeypatch.setattr("batchwan.sheet.loader.read_sheet", whole)
+    monkeypatch.setattr("batchwan.sheet.loader.read_spec_sheet", whole)
+    assert invoke(str(mixed)) == (1, MIXED_OUT, MIXED_ERR)
