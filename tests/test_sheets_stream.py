@@ -11,7 +11,7 @@ import pytest
 
 from batchwan.checks.validation import check_rows, iter_checked
 from batchwan.errors import InputError
-from batchwan.sheet import textread
+from batchwan.sheet import loader, textread
 from batchwan.sheet.jobfile import load_source
 from batchwan.sheet.loader import RowStream, Sheet, SheetStream, open_sheet, read_sheet
 from batchwan.values import SheetRow
@@ -252,3 +252,23 @@ def test_closing_a_stream_part_read_closes_the_file_and_restores_the_field_limit
     stream.rows.close()
     assert csv.field_size_limit() == before
     assert list(stream.rows) == []
+
+
+def test_equal_short_cells_are_shared_within_a_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sheet read whole shares repeated short cells; once the bound is reached it adds no
+    more (distinct ids would fill it), and every cell still reads as written."""
+    text = "prompt,image,duration,campaign\n" + "".join(
+        f"p{n},{URL},{5 + n % 2 * 5},{'late' if n >= 30 else 'early'}\n" for n in range(40)
+    )
+    path = write(tmp_path, text)
+    unbounded = read_sheet(path).rows
+    assert unbounded[30].cells["campaign"] is unbounded[31].cells["campaign"]
+    monkeypatch.setattr(loader, "_SHARED_MOST", 4)
+    rows = read_sheet(path).rows
+    assert rows == unbounded
+    tens = [r.cells["duration"] for r in rows[1::2]]
+    assert all(ten is tens[0] for ten in tens)  # in before the bound: shared by every row
+    assert rows[30].cells["campaign"] == rows[31].cells["campaign"] == "late"
+    assert rows[30].cells["campaign"] is not rows[31].cells["campaign"]  # came after the bound

@@ -384,6 +384,9 @@ def collector_paused() -> Iterator[None]:
 #: Cells this short are shared between rows when equal (durations, resolutions, campaigns):
 #: a big sheet repeats them on every row, and one copy each saves a third of its memory.
 _SHARED_CELL = 24
+#: The most distinct cells kept for sharing: the repeated ones come in with the first rows,
+#: and past that a big sheet's distinct ids and seeds would cost more than sharing saves.
+_SHARED_MOST = 65_536
 
 
 def _assemble(
@@ -493,7 +496,10 @@ def _sheet_rows(
             if cells[i]:
                 used.add(i)
         if shared is not None:
-            cells = [shared.setdefault(c, c) if len(c) <= _SHARED_CELL else c for c in cells]
+            if len(shared) < _SHARED_MOST:
+                cells = [shared.setdefault(c, c) if len(c) <= _SHARED_CELL else c for c in cells]
+            else:  # full of distinct ids and seeds: share what is in, add no more
+                cells = [shared.get(c, c) if len(c) <= _SHARED_CELL else c for c in cells]
         yield SheetRow(position, dict(zip(columns, cells, strict=True)), error, record.line)
 
 
