@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import gc
 import io
 from pathlib import Path
 
@@ -178,3 +179,14 @@ def test_validate_never_reads_a_csv_whole(mixed: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr("batchwan.sheet.loader.read_sheet", whole)
     monkeypatch.setattr("batchwan.sheet.loader.read_spec_sheet", whole)
     assert invoke(str(mixed)) == (1, MIXED_OUT, MIXED_ERR)
+
+
+def test_the_garbage_collector_runs_again_after_validate(mixed: Path) -> None:
+    """It is paused while rows are checked, and running again after, whatever the outcome."""
+    assert gc.isenabled()
+    invoke(str(mixed))
+    assert gc.isenabled()
+    broken = mixed.with_name("broken.csv")
+    broken.write_bytes(codecs.BOM_UTF8 + b"prompt,image\np," + URL.encode() + b"\n\xff\n")
+    assert invoke(str(broken))[0] == 2
+    assert gc.isenabled()

@@ -138,6 +138,7 @@ def _checked(
     from batchwan.cli.sheet import print_notes  # it imports this module's summary
     from batchwan.pipeline import stream_source
     from batchwan.sheet.jobfile import load_source
+    from batchwan.sheet.loader import collector_paused
 
     if report is not None:
         for given in (source, load_source(source).sheet):
@@ -149,12 +150,15 @@ def _checked(
     with stream_source(source, overrides, fix_images=fix_images) as checked:
         print_notes(checked.notes)
         if not urls:
-            yield checked.rows
+            with collector_paused():  # a million rows, and no cycles among them
+                yield checked.rows
             return
         from batchwan.checks.urlcheck import check_urls
 
         # Each distinct URL is fetched once across the sheet: the rows are all held for that.
-        yield asyncio.run(check_urls(list(checked.rows), allow_private=allow_private))
+        with collector_paused():
+            rows = list(checked.rows)
+        yield asyncio.run(check_urls(rows, allow_private=allow_private))
 
 
 @click.command()
@@ -209,13 +213,10 @@ def validate(
       ...
       11 rows: 3 valid, 7 invalid, 1 duplicate
     """
-    from batchwan.sheet.loader import collector_paused
-
     said = _Said(report=report_path is not None)
     try:
         with (
             exit_on_errors(),
-            collector_paused(),  # a million rows, and no cycles among them
             _checked(
                 source, image_root, fix_images, urls, report_path, tab, allow_private_urls
             ) as rows,
