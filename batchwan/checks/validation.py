@@ -192,14 +192,14 @@ class _RowChecker:
         self.defaults = {k: cell_text(v).strip() for k, v in merged.items() if k in API_FIELDS}
         self.images = images
         self.model = spec.model
-        # (field, the sheet's column or None, the column named in messages), once per sheet,
-        # in the order problems are said. A field with no column and no default can only be
-        # missing, which only the fields some model requires can be.
         self._steps_by_model: dict[str, list[_Step]] = {}
         # The columns read for every row, looked up once.
         self._id_column = self.layout.fields.get("id")
         self._model_column = self.layout.fields.get("model")
         self._take_column = self.layout.fields.get("take")
+        # (field, the sheet's column or None, the column named in messages), once per sheet,
+        # in the order problems are said. A field with no column and no default can only be
+        # missing, which only the fields some model requires can be.
         self._fields_plan = [
             (name, self.layout.fields.get(name), self.layout.fields.get(name, name))
             for name in API_FIELDS
