@@ -11,7 +11,8 @@ import pytest
 
 from batchwan.checks.validation import check_rows, iter_checked
 from batchwan.errors import InputError
-from batchwan.sheet import loader, textread
+from batchwan.sheet import rows as sheet_rows
+from batchwan.sheet import textread
 from batchwan.sheet.jobfile import load_source
 from batchwan.sheet.loader import RowStream, Sheet, SheetStream, open_sheet, read_sheet
 from batchwan.values import SheetRow
@@ -265,7 +266,7 @@ def test_equal_short_cells_are_shared_within_a_bound(
     path = write(tmp_path, text)
     unbounded = read_sheet(path).rows
     assert unbounded[30].cells["campaign"] is unbounded[31].cells["campaign"]
-    monkeypatch.setattr(loader, "_SHARED_MOST", 4)
+    monkeypatch.setattr(sheet_rows, "_SHARED_MOST", 4)
     rows = read_sheet(path).rows
     assert rows == unbounded
     tens = [r.cells["duration"] for r in rows[1::2]]

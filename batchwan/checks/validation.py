@@ -31,7 +31,8 @@ from batchwan.catalog.spec import Frame, ModelSpec, tier_of_size
 from batchwan.checks.imagesource import ImageChecker, ImageVerdict
 from batchwan.errors import InputError
 from batchwan.sheet.headers import canonical_field, match_headers
-from batchwan.sheet.loader import Sheet, SheetStream, cell_text, collector_paused, has_readable_row
+from batchwan.sheet.loader import Sheet, SheetStream, cell_text
+from batchwan.sheet.rows import collector_paused, has_readable_row
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)

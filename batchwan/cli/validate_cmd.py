@@ -138,7 +138,7 @@ def _checked(
     from batchwan.cli.sheet import print_notes  # it imports this module's summary
     from batchwan.pipeline import stream_source
     from batchwan.sheet.jobfile import load_source
-    from batchwan.sheet.loader import collector_paused
+    from batchwan.sheet.rows import collector_paused
 
     if report is not None:
         for given in (source, load_source(source).sheet):
