@@ -15,7 +15,7 @@ import logging
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -33,7 +33,7 @@ from batchwan.values import DEFAULT_BASE_URL, CheckedRow, JobSpec, RowRecord, St
 if TYPE_CHECKING:
     from batchwan.plan import Plan
     from batchwan.provider.transport import Limits
-    from batchwan.sheet.loader import Sheet
+    from batchwan.sheet.loader import Sheet, SheetStream
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +144,11 @@ def check_source(
     return _prepared(spec, run_dir, rows, table, settings)
 
 
-def _prepared(
-    spec: JobSpec,
-    run_dir: Path,
-    rows: list[CheckedRow],
-    table: Sheet,
-    settings: RunSettings | None,
-) -> Prepared:
-    """The checked source, once its --group-by columns are known to be among its own, with
-    rows already sent from another run folder held back (see ``store.repeats``)."""
+def _sheet_checks(
+    spec: JobSpec, table: Sheet | SheetStream, settings: RunSettings | None
+) -> tuple[JobSpec, list[str], tuple[str, ...]]:
+    """The spec with its store settled, the user's own columns, and what was guessed; InputError
+    for a store or --group-by the source cannot have."""
     from batchwan.outputs.groups import check_group_by
 
     if settings is not None and spec.store is None and settings.default_store:
@@ -163,6 +159,19 @@ def _prepared(
         check_store(spec.store)
     own, notes = sources.own_columns(spec, table)
     check_group_by(spec.group_by, own)
+    return spec, own, notes
+
+
+def _prepared(
+    spec: JobSpec,
+    run_dir: Path,
+    rows: list[CheckedRow],
+    table: Sheet,
+    settings: RunSettings | None,
+) -> Prepared:
+    """The checked source, once its --group-by columns are known to be among its own, with
+    rows already sent from another run folder held back (see ``store.repeats``)."""
+    spec, own, notes = _sheet_checks(spec, table, settings)
     # A shared run's store sends each row once across all its runners; the machine's index of
     # sends keeps run folders with their own record from repeating each other.
     repeats_apply = not (spec.allow_repeat or spec.store)
@@ -171,6 +180,34 @@ def _prepared(
 
         rows = hold_for_run(rows, run_dir, settings.base_url, settings.api_key)
     return Prepared(spec, run_dir, rows, own, notes)
+
+
+@dataclass(frozen=True)
+class CheckedStream:
+    """A source whose rows are checked as they are read: taken once, never all held at once."""
+
+    spec: JobSpec
+    rows: Iterator[CheckedRow]
+    notes: tuple[str, ...] = ()  # what was guessed in reading it (encoding, headers), said once
+
+
+@contextlib.contextmanager
+def stream_source(
+    source: Any, overrides: Mapping[str, Any], *, fix_images: bool
+) -> Iterator[CheckedStream]:
+    """``check_source`` for `validate`: what refuses the whole source is raised at once, the
+    rows are checked while they are taken. Fixed images go to a folder removed at the end."""
+    spec, sheet = sources.load_spec(source, overrides, needs_out=False)
+    table = sources.open_rows(spec, sheet)
+    with contextlib.ExitStack() as stack:
+        from batchwan.sheet.loader import RowStream
+
+        if isinstance(table.rows, RowStream):  # read to its end or not, the file is closed
+            stack.callback(table.rows.close)
+        scratch = stack.enter_context(sources.scratch_fix_dir()) if fix_images else None
+        rows = sources.check_each(spec, table, scratch)
+        spec, _own, notes = _sheet_checks(spec, table, None)
+        yield CheckedStream(spec, rows, notes)
 
 
 def prepare_dry(

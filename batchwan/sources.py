@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchwan.errors import InputError
-from batchwan.sheet.loader import Sheet, cell_text
+from batchwan.sheet.loader import Sheet, SheetStream, cell_text
 from batchwan.values import CheckedRow, JobSpec, SheetRow
 
 #: What ``Sheet.path`` is called for a table given in memory (a name no file has).
@@ -112,6 +112,25 @@ def read_rows(spec: JobSpec, sheet: Sheet | None) -> Sheet:
     return read_spec_sheet(spec)
 
 
+def open_rows(spec: JobSpec, sheet: Sheet | None) -> Sheet | SheetStream:
+    """``read_rows``, but a CSV or TSV on disk is read as its rows are taken."""
+    if sheet is not None:
+        return sheet
+    from batchwan.sheet.loader import open_spec_sheet
+
+    return open_spec_sheet(spec)
+
+
+def check_each(
+    spec: JobSpec, sheet: Sheet | SheetStream, fix_dir: Path | None
+) -> Iterator[CheckedRow]:
+    """``check`` one row at a time (the sheet-wide checks are made at once)."""
+    from batchwan.checks.validation import iter_checked
+
+    root = spec.image_root if sheet.path.name != IN_MEMORY_NAME else None
+    return iter_checked(sheet, spec, image_root=root, fix_dir=fix_dir)
+
+
 def check(spec: JobSpec, sheet: Sheet, fix_dir: Path | None) -> list[CheckedRow]:
     """Every row checked; fixable images fixed into ``fix_dir`` when given."""
     from batchwan.checks.validation import check_rows
@@ -127,7 +146,7 @@ def scratch_fix_dir() -> Iterator[Path]:
         yield Path(folder)
 
 
-def own_columns(spec: JobSpec, sheet: Sheet) -> tuple[list[str], tuple[str, ...]]:
+def own_columns(spec: JobSpec, sheet: Sheet | SheetStream) -> tuple[list[str], tuple[str, ...]]:
     """The user's own columns in sheet order (every column not read as a field), and what was
     guessed in reading the sheet and its headers (`Image URL` is the image, not the user's)."""
     from batchwan.checks.validation import layout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,13 @@ from PIL import Image
 
 from batchwan.catalog.rules import shown
 from batchwan.checks.urlcheck import check_urls
-from batchwan.checks.validation import build_body, check_rows, describe
+from batchwan.checks.validation import (
+    build_body,
+    canonical_json,
+    check_rows,
+    content_hash,
+    describe,
+)
 from batchwan.errors import InputError
 from batchwan.sheet.loader import SHEET_SUFFIXES, Sheet, read_sheet
 from batchwan.values import CheckedRow, JobSpec, RowIssue, SheetRow, Status
@@ -731,3 +738,28 @@ def test_build_body_always_states_the_priced_resolution_and_duration(
     row = check(tmp_path, [{"prompt": "a", "image": "https://x.example.com/a.jpg", **cells}])[0]
     body = build_body(row)
     assert (body["resolution"], body["duration"]) == sent == (row.resolution, row.duration)
+
+
+def test_a_content_hash_is_the_one_earlier_versions_gave() -> None:
+    """The key of a row without an id must not change between versions: run folders hold it."""
+    request = {
+        "prompt": 'Café at dawn \u2014 "quoted"',
+        "image": "https://x.org/a.jpg",
+        "duration": 5,
+        "seed": 7,
+        "prompt_extend": False,
+    }
+    assert content_hash(request, None, "ab" * 32, "wan2.6-i2v", "take 2") == (
+        "9aab5982feec1d4ffa57e24fed13f79054e3e3dca7e677332befa656e74d1d86"
+    )
+
+
+_JSON_VALUES = st.one_of(
+    st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False)
+)
+
+
+@given(st.dictionaries(st.text(), _JSON_VALUES, max_size=8))
+def test_the_canonical_json_is_json_dumps_sorted_and_compact(request: dict[str, Any]) -> None:
+    """The reused encoder writes exactly what json.dumps writes with the same options."""
+    assert canonical_json(request) == json.dumps(request, sort_keys=True, separators=(",", ":"))

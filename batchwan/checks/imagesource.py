@@ -40,6 +40,10 @@ class ImageVerdict:
     url: str | None = None  # the URL to send instead of the cell's (a share link made direct)
 
 
+#: The verdict of a plain image URL, shared: it is frozen, and most rows of a big sheet have one.
+_PLAIN_URL_VERDICT = ImageVerdict()
+
+
 @dataclass
 class ImageChecker:
     """Checks image cells for one sheet; remembers each file's verdict."""
@@ -62,7 +66,7 @@ class ImageChecker:
                 return _refuse(problem)
             share = direct_link(text)
             if share is None:
-                return ImageVerdict()
+                return _PLAIN_URL_VERDICT
             if share.problem:
                 return _refuse(share.problem)
             return ImageVerdict(url=share.url, notes=(f"image: {share.note}",))

@@ -24,14 +24,17 @@ class ShareLink:
     problem: str | None = None
 
 
-#: Text every share link handled here holds; other URLs are not parsed again.
-_HOST_HINTS = ("google.com", "dropbox.com", "1drv.ms", "onedrive.live.com")
-
-
 def direct_link(url: str) -> ShareLink | None:
     """The direct form of a known share link, or None when the URL is not a share link."""
     lowered = url.lower()
-    if not any(hint in lowered for hint in _HOST_HINTS):
+    # Text every share link handled here holds; other URLs are not parsed again. Spelled out
+    # rather than any() over a tuple: four searches at C speed, on every row's image.
+    if not (
+        "google.com" in lowered
+        or "dropbox.com" in lowered
+        or "1drv.ms" in lowered
+        or "onedrive.live.com" in lowered
+    ):
         return None
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()

@@ -20,17 +20,19 @@ import functools
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from batchwan.catalog.registry import DEFAULT_MODEL, REGISTRY, find_model, unknown_model_message
-from batchwan.catalog.rules import either, field_rules, shown, size_for_resolution
+from batchwan.catalog.rules import Rule, either, field_rules, shown, size_for_resolution
 from batchwan.catalog.spec import Frame, ModelSpec, tier_of_size
 from batchwan.checks.imagesource import ImageChecker, ImageVerdict
 from batchwan.errors import InputError
 from batchwan.sheet.headers import canonical_field, match_headers
-from batchwan.sheet.loader import Sheet, cell_text, collector_paused
+from batchwan.sheet.loader import Sheet, SheetStream, cell_text
+from batchwan.sheet.rows import collector_paused, has_readable_row
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 _WHERE_IMAGE = "give an http(s) URL, a data: URI, or a path to a file beside the sheet"
 _IMAGE_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8\xff", "jpeg"), (b"BM", "bmp"))
 _FRAMES = ("image", "last_frame")
+#: The fields that ``_required`` may find missing on some model.
+_REQUIRABLE = frozenset({"prompt", *_FRAMES})
 _FROM_DEFAULTS = " (from the defaults; set this row's own cell)"
 #: Columns read for the row itself rather than sent as they are.
 ROW_COLUMNS = ("id", "model", "take")
@@ -57,10 +61,10 @@ def describe(issue: RowIssue) -> str:
     return str(issue)
 
 
-def layout(sheet: Sheet, spec: JobSpec) -> Layout:
+def layout(sheet: Sheet | SheetStream, spec: JobSpec) -> Layout:
     """Map API fields to columns as a person reads the headers (see ``sheet.headers``)."""
     defaulted = {*spec.defaults, *(canonical_field(k) or k for k in sheet.defaults)}
-    readable = any(r.read_error is None for r in sheet.rows)  # else the rows say what is wrong
+    readable = has_readable_row(sheet)  # else the rows say what is wrong
     match = match_headers(
         sheet.path, sheet.columns, known=(*API_FIELDS, *ROW_COLUMNS), mapped=spec.columns,
         required=_required_columns(sheet, spec) if readable else (), defaulted=defaulted,
@@ -68,7 +72,7 @@ def layout(sheet: Sheet, spec: JobSpec) -> Layout:
     return Layout(match.fields, match.extra, match.notes)
 
 
-def _required_columns(sheet: Sheet, spec: JobSpec) -> tuple[str, ...]:
+def _required_columns(sheet: Sheet | SheetStream, spec: JobSpec) -> tuple[str, ...]:
     """The columns no row can do without: a prompt, and an image when every row's model needs
     one (a sheet with a model column may mix text-only rows in)."""
     model = find_model(spec.model)
@@ -101,8 +105,33 @@ def content_hash(
         canonical["last_frame"] = f"sha256:{last_frame_digest}"
     if model != DEFAULT_MODEL:
         canonical["model"] = model
-    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    blob = canonical_json(canonical)
     return hashlib.sha256(blob.encode("ascii")).hexdigest()
+
+
+def _canonical_encoder() -> Callable[[dict[str, Any]], str]:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"))``, with its encoder made once.
+
+    json.dumps builds a new encoder on every call, and so does JSONEncoder.encode for its C
+    part: a fifth of a row's check. Requests are flat, so no check for cycles is needed.
+    """
+    reference = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the C accelerator
+        return reference.encode
+    chunks = make(
+        None, reference.default, json.encoder.encode_basestring_ascii, None, ":", ",",
+        True, False, True,
+    )  # fmt: skip  # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
+
+    def encode(value: dict[str, Any]) -> str:
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+#: The canonical JSON text of a request, as its content hash reads it.
+canonical_json = _canonical_encoder()
 
 
 def _takers(name: str) -> str:
@@ -123,34 +152,59 @@ def not_taken(spec: ModelSpec, name: str) -> str:
     return f"{spec.name} takes no {name}; the models that do: {_takers(name)}"
 
 
-@dataclass
 class _Draft:
     """What one row's check has found so far."""
 
-    position: int
-    request: dict[str, Any] = dataclasses.field(default_factory=dict)
-    issues: list[RowIssue] = dataclasses.field(default_factory=list)
-    notes: list[str] = dataclasses.field(default_factory=list)
-    frames: dict[str, ImageVerdict] = dataclasses.field(default_factory=dict)
+    # A plain class: one is made per row, and a dataclass's default factories cost more.
+    __slots__ = ("frames", "issues", "notes", "position", "request")
+
+    def __init__(
+        self,
+        position: int,
+        request: dict[str, Any] | None = None,
+        issues: list[RowIssue] | None = None,
+    ) -> None:
+        self.position = position
+        self.request: dict[str, Any] = {} if request is None else request
+        self.issues: list[RowIssue] = [] if issues is None else issues
+        self.notes: list[str] = []
+        self.frames: dict[str, ImageVerdict] = {}
 
     def problem(self, column: str, message: str, fixable: bool = False) -> None:
         self.issues.append(RowIssue(self.position, column, message, fixable))
 
 
+# What ``_RowChecker._fields`` does with a field's text on one model.
+_RULE, _FRAME, _TIER, _NOT_TAKEN = "rule", "frame", "tier", "not taken"
+#: (field, its column or None, the column named in messages, its default text, the problem
+#: when it is missing, the action, the rule, why the model refuses it, its doubtful values).
+_Step = tuple[
+    str, str | None, str, str, str | None, str, Rule | None, str | None, Mapping[str, str] | None
+]
+
+
 class _RowChecker:
     """Checks rows of one sheet against one job spec, each row against its own model."""
 
-    def __init__(self, sheet: Sheet, spec: JobSpec, images: ImageChecker) -> None:
+    def __init__(self, sheet: Sheet | SheetStream, spec: JobSpec, images: ImageChecker) -> None:
         self.layout = layout(sheet, spec)
         own = {canonical_field(k) or k: v for k, v in sheet.defaults.items()}
         merged = {**own, **spec.defaults}
         self.defaults = {k: cell_text(v).strip() for k, v in merged.items() if k in API_FIELDS}
         self.images = images
         self.model = spec.model
-        # (field, the sheet's column or None, the column named in messages), once per sheet.
+        self._steps_by_model: dict[str, list[_Step]] = {}
+        # The columns read for every row, looked up once.
+        self._id_column = self.layout.fields.get("id")
+        self._model_column = self.layout.fields.get("model")
+        self._take_column = self.layout.fields.get("take")
+        # (field, the sheet's column or None, the column named in messages), once per sheet,
+        # in the order problems are said. A field with no column and no default can only be
+        # missing, which only the fields some model requires can be.
         self._fields_plan = [
             (name, self.layout.fields.get(name), self.layout.fields.get(name, name))
             for name in API_FIELDS
+            if name in self.layout.fields or name in self.defaults or name in _REQUIRABLE
         ]
 
     def _column(self, name: str) -> str:
@@ -164,8 +218,11 @@ class _RowChecker:
         """One row's request, or all its problems (ids and duplicates are settled by the caller)."""
         cells = row.cells
         extra = {c: cells.get(c, "") for c in self.layout.extra}
-        row_id = self._cell(cells, "id")
-        model_text = self._cell(cells, "model") or self.model
+        id_column, model_column = self._id_column, self._model_column
+        row_id = cells.get(id_column, "").strip() if id_column is not None else ""
+        model_text = (
+            cells.get(model_column, "").strip() if model_column is not None else ""
+        ) or self.model
         spec = find_model(model_text)
         if row.read_error is not None or spec is None:
             if row.read_error is not None:
@@ -183,44 +240,66 @@ class _RowChecker:
         self._fields(cells, spec, draft)
         self._frames(spec, draft)
         status = Status.INVALID if draft.issues else Status.PENDING
-        digests = [draft.frames[f].digest if f in draft.frames else None for f in _FRAMES]
+        frames = draft.frames
+        first, last = frames.get("image"), frames.get("last_frame")
+        take = cells.get(self._take_column, "").strip() if self._take_column is not None else ""
         chash = content_hash(
-            draft.request, digests[0], digests[1], spec.name, self._cell(cells, "take")
-        )
+            draft.request, first.digest if first else None, last.digest if last else None,
+            spec.name, take,
+        )  # fmt: skip
         return _row(row, row_id, status, draft, chash, extra, spec.name)
 
+    def _steps(self, spec: ModelSpec) -> list[_Step]:
+        """What ``_fields`` does with each field on this model, worked out once per model."""
+        steps = self._steps_by_model.get(spec.name)
+        if steps is None:
+            rules = field_rules(spec)
+            steps = []
+            for name, source, column in self._fields_plan:
+                if name == "resolution" and spec.uses_size:
+                    action, refusal = _TIER, None  # a tier on a text model: settled by its size
+                elif name not in spec.fields:
+                    action, refusal = _NOT_TAKEN, not_taken(spec, name)
+                else:
+                    action, refusal = (_FRAME if name in _FRAMES else _RULE), None
+                doubts = spec.doubtful if name == "resolution" and action is _RULE else None
+                steps.append(
+                    (name, source, column, self.defaults.get(name, ""), _required(spec, name),
+                     action, rules.get(name), refusal, doubts)
+                )  # fmt: skip
+            self._steps_by_model[spec.name] = steps
+        return steps
+
     def _fields(self, cells: dict[str, str], spec: ModelSpec, draft: _Draft) -> None:
-        rules = field_rules(spec)
         resolution_text, resolution_default = "", False
-        for name, source, column in self._fields_plan:
+        request = draft.request
+        for name, source, column, default, missing, action, rule, refusal, doubts in self._steps(
+            spec
+        ):
             text = cells.get(source, "").strip() if source is not None else ""
             from_default = not text
             if from_default:
-                text = self.defaults.get(name, "")
-            if not text:
-                if missing := _required(spec, name):
-                    draft.problem(column, missing)
-                continue
-            if name == "resolution" and spec.uses_size:
-                # A tier on a text model: settled once its size is known.
+                text = default
+                if not text:
+                    if missing:
+                        draft.problem(column, missing)
+                    continue
+            if action is _RULE:
+                assert rule is not None  # every field a model takes but its frames has a rule
+                value, problem = rule(text)
+                request[name] = text if problem else value
+                if problem:
+                    draft.problem(column, problem + (_FROM_DEFAULTS if from_default else ""))
+                elif doubts and value in doubts:
+                    draft.notes.append(f"{name}: {doubts[value]}")
+            elif action is _FRAME:
+                request[name] = text
+            elif action is _TIER:
                 resolution_text, resolution_default = text, from_default
-                continue
-            if name not in spec.fields:
-                if from_default:
-                    draft.notes.append(f"{name}: the default {shown(text)} is not sent: "
-                                       f"{not_taken(spec, name)}")  # fmt: skip
-                else:
-                    draft.problem(column, not_taken(spec, name))
-                continue
-            if name in _FRAMES:
-                draft.request[name] = text
-                continue
-            value, problem = rules[name](text)
-            draft.request[name] = text if problem else value
-            if problem:
-                draft.problem(column, problem + (_FROM_DEFAULTS if from_default else ""))
-            elif name == "resolution" and value in spec.doubtful:
-                draft.notes.append(f"{name}: {spec.doubtful[value]}")
+            elif from_default:
+                draft.notes.append(f"{name}: the default {shown(text)} is not sent: {refusal}")
+            else:
+                draft.problem(column, str(refusal))
         if resolution_text:
             self._tier_as_size(spec, resolution_text, draft, resolution_default)
         if (
@@ -256,20 +335,22 @@ class _RowChecker:
     def _frames(self, spec: ModelSpec, draft: _Draft) -> None:
         for name in _FRAMES:
             text = draft.request.get(name)
-            if not isinstance(text, str):
+            if text is None or not isinstance(text, str):
                 continue
             verdict = self.images.check(text)
             draft.frames[name] = verdict
             if verdict.url is not None:  # a share link, sent as the file's direct link
                 draft.request[name] = verdict.url
-            column = self._column(name)
-            for p in verdict.problems:
-                draft.problem(column, p.message, p.fixable)
-            # The image checker speaks of "image"; a last frame's fix is the last frame's.
-            draft.notes.extend(
-                f"{name}: {note.removeprefix('image: ')}" if name != "image" else note
-                for note in verdict.notes
-            )
+            if verdict.problems:
+                column = self._column(name)
+                for p in verdict.problems:
+                    draft.problem(column, p.message, p.fixable)
+            if verdict.notes:
+                # The image checker speaks of "image"; a last frame's fix is the last frame's.
+                draft.notes.extend(
+                    f"{name}: {note.removeprefix('image: ')}" if name != "image" else note
+                    for note in verdict.notes
+                )
 
 
 def _required(spec: ModelSpec, name: str) -> str | None:
@@ -312,6 +393,25 @@ def check_rows(
     InputError when the job's own model (``--model``, ``model:``) is not a registered one: a
     typo there is a bad option, not a fault of any row.
     """
+    rows = iter_checked(sheet, spec, image_root=image_root, fix_dir=fix_dir)
+    with collector_paused():  # a million rows are millions of objects and no cycles
+        checked = list(rows)
+    log.info("checked %d rows of %s", len(checked), sheet.path)
+    return checked
+
+
+def iter_checked(
+    sheet: Sheet | SheetStream,
+    spec: JobSpec,
+    *,
+    image_root: Path | None = None,
+    fix_dir: Path | None = None,
+) -> Iterator[CheckedRow]:
+    """``check_rows`` one row at a time, each checked as it is taken from the sheet.
+
+    What can refuse the whole sheet (the job's model, its headers) is checked at once, before
+    any row is taken. Only each id and content hash is kept, to find repeats.
+    """
     if find_model(spec.model) is None:
         raise InputError(f"--model / model: {unknown_model_message(spec.model)}")
     base = sheet.path.parent.resolve()
@@ -319,18 +419,15 @@ def check_rows(
     if fix_dir is not None:
         fix_dir.mkdir(parents=True, exist_ok=True)
     checker = _RowChecker(sheet, spec, ImageChecker(base, root, fix_dir, image_root is not None))
-    with collector_paused():  # a million rows are millions of objects and no cycles
-        checked = _check_each(sheet, checker)
-    log.info("checked %d rows of %s", len(checked), sheet.path)
-    return checked
+    return _check_each(sheet.rows, checker)
 
 
-def _check_each(sheet: Sheet, checker: _RowChecker) -> list[CheckedRow]:
+def _check_each(rows: Iterable[SheetRow], checker: _RowChecker) -> Iterator[CheckedRow]:
     id_column = checker.layout.fields.get("id", "id")
     ids: dict[str, int] = {}
-    contents: dict[str, int] = {}
-    checked: list[CheckedRow] = []
-    for sheet_row in sheet.rows:
+    # The first row of each content, by its hash's bytes: half the memory of its hex text.
+    contents: dict[bytes, int] = {}
+    for sheet_row in rows:
         row = checker.check(sheet_row)
         has_id = row.own_id
         if has_id and row.row_id in ids:
@@ -342,9 +439,9 @@ def _check_each(sheet: Sheet, checker: _RowChecker) -> list[CheckedRow]:
             row = _with(row, Status.INVALID, (*row.issues, issue))
         elif has_id:
             ids[row.row_id] = row.position
-        if row.status is Status.PENDING and not has_id:
-            first = contents.get(row.content_hash)
-            if first is not None:
+        if row.status is Status.PENDING:
+            content = bytes.fromhex(row.content_hash)
+            if not has_id and (first := contents.get(content)) is not None:
                 issue = RowIssue(
                     row.position,
                     "",
@@ -352,13 +449,12 @@ def _check_each(sheet: Sheet, checker: _RowChecker) -> list[CheckedRow]:
                     "give it an id to send it again",
                 )
                 row = _with(row, Status.DUPLICATE, (issue,))
-        if row.status is Status.PENDING:
-            contents.setdefault(row.content_hash, row.position)
+            else:
+                contents.setdefault(content, row.position)
         if row.issues and sheet_row.line is not None:
             located = tuple(dataclasses.replace(i, line=sheet_row.line) for i in row.issues)
             row = dataclasses.replace(row, issues=located)
-        checked.append(row)
-    return checked
+        yield row
 
 
 def _with(row: CheckedRow, status: Status, issues: tuple[RowIssue, ...]) -> CheckedRow:

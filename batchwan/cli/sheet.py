@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from batchwan.cli.common import echo
-from batchwan.cli.validate_cmd import summary
+from batchwan.cli.validate_cmd import counts_line
 from batchwan.values import CheckedRow, Status
 
 #: More issues than this on a terminal is noise; `validate --report` lists them all.
@@ -27,12 +27,15 @@ def print_issues(rows: Sequence[CheckedRow], *, quiet: bool = False) -> None:
 
     Problems are printed even when quiet: they are what a cron mail is for.
     """
-    issues = [issue for row in rows for issue in row.issues]
-    for issue in issues[:MAX_PRINTED_ISSUES]:
-        echo(str(issue), err=True)
-    if len(issues) > MAX_PRINTED_ISSUES:
+    printed = 0  # counted rather than listed: a big sheet may have a million of them
+    for row in rows:
+        for issue in row.issues:
+            printed += 1
+            if printed <= MAX_PRINTED_ISSUES:
+                echo(str(issue), err=True)
+    if printed > MAX_PRINTED_ISSUES:
         click.echo(
-            f"... and {len(issues) - MAX_PRINTED_ISSUES} more "
+            f"... and {printed - MAX_PRINTED_ISSUES} more "
             "(`batchwan validate SOURCE --report FILE` lists them all)",
             err=True,
         )
@@ -42,4 +45,4 @@ def print_issues(rows: Sequence[CheckedRow], *, quiet: bool = False) -> None:
                 echo(f"row {row.position}: {note}", err=True)
     counts = Counter(row.status for row in rows)
     if counts[Status.INVALID] + counts[Status.DUPLICATE] or not quiet:
-        click.echo(summary(list(rows)), err=True)
+        click.echo(counts_line(counts), err=True)

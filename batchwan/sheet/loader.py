@@ -2,7 +2,8 @@
 
 Formats: CSV, TSV, XLSX, JSONL and YAML (a list of mappings, or a mapping with ``rows:`` and an
 optional ``defaults:``). Encodings and separators: ``sheet.textread``; workbooks (tabs, links,
-merged cells, hidden rows): ``sheet.workbook``.
+merged cells, hidden rows): ``sheet.workbook``; a CSV's or workbook's records into rows (the
+header, blank rows, unnamed columns): ``sheet.rows``.
 
 Choices a user can rely on:
 
@@ -24,26 +25,34 @@ Choices a user can rely on:
 * A line that cannot be parsed (a JSONL line that is not a JSON object, a CSV row with more cells
   than the header) is a problem of that row only: ``SheetRow.read_error``.
 * A file that cannot be read at all raises one ``InputError`` naming the file and the reason.
+* ``read_sheet`` holds every row; ``open_sheet`` gives a CSV or TSV as a ``SheetStream`` whose
+  rows are read as they are taken (the same rows), so a million of them need not fit at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import json
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from batchwan.errors import InputError
 from batchwan.sheet import textread
-from batchwan.sheet.headers import read_header
+from batchwan.sheet.rows import RowStream as RowStream  # re-exported: what a read gives
+from batchwan.sheet.rows import Sheet as Sheet
+from batchwan.sheet.rows import SheetStream as SheetStream
+from batchwan.sheet.rows import (
+    assemble,
+    collect,
+    collector_paused,
+    find_header,
+    has_header,
+    sheet_rows,
+)
 from batchwan.sheet.textread import (
     TOO_LONG,
-    Record,
     bounded_lines,
     detect_encoding,
     read_records,
@@ -59,21 +68,6 @@ SHEET_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".xlsx", ".jsonl", ".yaml", "
 
 #: The largest YAML sheet or job file: YAML is parsed whole, and its values walked.
 MAX_YAML_BYTES = 64 * 1024 * 1024
-#: How many non-blank rows are searched for the header below title rows.
-HEADER_SEARCH = 20
-#: How many cells of a row are looked at to tell whether it is the header.
-HEADER_WIDTH = 512
-
-
-@dataclass(frozen=True)
-class Sheet:
-    """A sheet as read: its columns in sheet order, its rows, and a YAML sheet's defaults."""
-
-    path: Path
-    columns: tuple[str, ...]
-    rows: list[SheetRow]
-    defaults: dict[str, Any] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()  # what was guessed in reading it (encoding, separator, tab)
 
 
 def read_sheet(
@@ -92,6 +86,49 @@ def read_sheet(
     are header names a job file maps, which mark the header row as field names do.
     """
     names = frozenset(columns)
+    suffix = _readable_suffix(path, tab)
+    if suffix == ".xlsx":
+        return _read_xlsx(path, tab, include_hidden, names)
+    if suffix in (".csv", ".tsv"):
+        fmt = _text_format(path, suffix, encoding, delimiter)
+        return assemble(path, read_records(path, fmt), "line", fmt.notes, names=names)
+    if suffix == ".jsonl":
+        return _read_jsonl(path, encoding)
+    return _read_yaml(path, read_text(path, encoding))
+
+
+def open_sheet(
+    path: Path,
+    *,
+    tab: str | None = None,
+    include_hidden: bool = False,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    columns: Iterable[str] = (),
+) -> Sheet | SheetStream:
+    """``read_sheet``, but a CSV or TSV comes as a stream of rows read one at a time.
+
+    Other formats, and a CSV whose header has blank cells (an unnamed column is dropped when
+    no row fills it, which only a full pass can tell), are read whole, as ``read_sheet`` does.
+    """
+    names = frozenset(columns)
+    suffix = _readable_suffix(path, tab)
+    if suffix not in (".csv", ".tsv"):
+        return read_sheet(path, tab=tab, include_hidden=include_hidden, encoding=encoding,
+                          delimiter=delimiter, columns=names)  # fmt: skip
+    fmt = _text_format(path, suffix, encoding, delimiter)
+    records = read_records(path, fmt)
+    header = find_header(path, records, "line", names)
+    if header.unnamed_at:
+        with collector_paused():
+            return collect(path, header, records, fmt.notes, frozenset())
+    rows = sheet_rows(records, header, frozenset(), [], set(), None)
+    notes = (*fmt.notes, *header.notes)
+    return SheetStream(path, tuple(header.columns), RowStream(rows), notes)
+
+
+def _readable_suffix(path: Path, tab: str | None) -> str:
+    """The sheet's lower-case suffix, once it is known to be one ``read_sheet`` reads."""
     suffix = path.suffix.lower()
     if path.is_dir():  # before the suffix: "a file without an extension" would mislead
         raise InputError(f"{path}: is a folder, not a sheet; name the sheet file inside it")
@@ -107,20 +144,31 @@ def read_sheet(
         )
     if tab is not None and suffix != ".xlsx":
         raise InputError(f"{path}: --tab {tab!r} is for .xlsx workbooks; this sheet has no tabs")
-    if suffix == ".xlsx":
-        return _read_xlsx(path, tab, include_hidden, names)
-    if suffix in (".csv", ".tsv"):
-        default = "\t" if suffix == ".tsv" else ","
-        fmt = text_format(path, encoding=encoding, delimiter=delimiter, default=default)
-        return _assemble(path, read_records(path, fmt), "line", fmt.notes, names=names)
-    if suffix == ".jsonl":
-        return _read_jsonl(path, encoding)
-    return _read_yaml(path, read_text(path, encoding))
+    return suffix
+
+
+def _text_format(
+    path: Path, suffix: str, encoding: str | None, delimiter: str | None
+) -> textread.TextFormat:
+    default = "\t" if suffix == ".tsv" else ","
+    return text_format(path, encoding=encoding, delimiter=delimiter, default=default)
 
 
 def read_spec_sheet(spec: JobSpec) -> Sheet:
     """Read the sheet of a job spec, with its tab, encoding, separator and column names."""
     return read_sheet(
+        spec.sheet,
+        tab=spec.tab,
+        include_hidden=spec.include_hidden,
+        encoding=spec.encoding,
+        delimiter=spec.delimiter,
+        columns=spec.columns.values(),
+    )
+
+
+def open_spec_sheet(spec: JobSpec) -> Sheet | SheetStream:
+    """``open_sheet`` of a job spec's sheet: a CSV or TSV streamed, other formats read whole."""
+    return open_sheet(
         spec.sheet,
         tab=spec.tab,
         include_hidden=spec.include_hidden,
@@ -178,172 +226,6 @@ def read_text(path: Path, encoding: str | None = None) -> str:
         ) from None
 
 
-def _names_a_field(cells: list[str], names: frozenset[str] = frozenset()) -> bool:
-    """Whether a row reads as a header: one of its cells names a field (or a mapped column)."""
-    # A header is not wider than this; a stray cell far to the right is not a reason to
-    # compare thousands of cells with every field name.
-    return any(
-        read_header(c).field is not None or c.strip() in names
-        for c in cells[:HEADER_WIDTH]
-        if c.strip()
-    )
-
-
-def _title_like(cells: list[str]) -> bool:
-    """A row that may be a title above the header: one or two cells of text."""
-    return sum(1 for c in cells if c.strip()) <= 2
-
-
-def has_header(rows: Iterable[list[str]]) -> bool:
-    """Whether any of these rows is a header naming a field (for choosing a workbook's tab)."""
-    return any(_names_a_field(cells) for cells in rows)
-
-
-def _find_header(
-    path: Path, records: Iterator[Record], unit: str, names: frozenset[str]
-) -> tuple[Record, list[Record], list[str]]:
-    """The header record, the records read past it (data), and a note on skipped title rows.
-
-    Rows above the header are skipped only when they look like titles (one or two cells); the
-    first fuller row is the header even when it names no field (the job file may map it).
-    """
-    seen: list[Record] = []
-    for record in records:
-        if record.error is None and any(c.strip() for c in record.cells):
-            seen.append(record)
-            if (
-                _names_a_field(record.cells, names)
-                or not _title_like(record.cells)
-                or len(seen) >= HEADER_SEARCH
-            ):
-                break
-    if not seen:
-        raise InputError(f"{path}: has no header row; the first {unit} must name the columns")
-    last = seen[-1]
-    if len(seen) > 1 and (_names_a_field(last.cells, names) or not _title_like(last.cells)):
-        note = (
-            f"the header is on {unit} {last.line}; the {unit}s above it are taken as "
-            "titles and not read"
-        )
-        return last, [], [note]
-    return seen[0], seen[1:], []
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a sheet's rows are built or checked.
-
-    A million rows are millions of new objects and no cycles: each collection pass walks all
-    of them again, which doubled the time to read a big sheet. Only resumed if it was running.
-    """
-    running = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if running:
-            gc.enable()
-
-
-#: Cells this short are shared between rows when equal (durations, resolutions, campaigns):
-#: a big sheet repeats them on every row, and one copy each saves a third of its memory.
-_SHARED_CELL = 24
-
-
-def _assemble(
-    path: Path,
-    records: Iterator[Record],
-    unit: str,
-    notes: Iterable[str] = (),
-    hidden: frozenset[int] = frozenset(),
-    names: frozenset[str] = frozenset(),
-) -> Sheet:
-    """Turn records (header first, somewhere) into a Sheet (shared by CSV, TSV and XLSX)."""
-    with collector_paused():
-        return _assemble_rows(path, records, unit, notes, hidden, names)
-
-
-def _assemble_rows(
-    path: Path,
-    records: Iterator[Record],
-    unit: str,
-    notes: Iterable[str],
-    hidden: frozenset[int],
-    names: frozenset[str],
-) -> Sheet:
-    found, early, header_notes = _find_header(path, records, unit, names)
-    header = found.cells
-    columns = [h.strip() or f"column {i}" for i, h in enumerate(header, start=1)]
-    seen: set[str] = set()
-    for name in columns:
-        if name in seen:
-            raise InputError(f"{path}: column {name!r} appears twice in the header; rename one")
-        seen.add(name)
-    width = len(columns)
-    rows: list[SheetRow] = []
-    used: set[int] = set()  # which unnamed columns hold anything, so empty ones can be dropped
-    skipped: list[int] = []
-    unnamed_at = [i for i, h in enumerate(header) if not h.strip()]
-    shared: dict[str, str] = {}
-    position = 0
-    for record in _chain(early, records):
-        cells = record.cells
-        if record.error is None and not any(c.strip() for c in cells):
-            continue
-        position += 1
-        if record.line in hidden:
-            skipped.append(record.line)
-            continue
-        error = record.error
-        if error is not None and record.cell is not None:
-            name = columns[record.cell] if record.cell < width else f"cell {record.cell + 1}"
-            error = f"{name}: {error}"
-        if error is None and len(cells) > width:
-            extra = [c for c in cells[width:] if c.strip()]
-            if extra:
-                error = (
-                    f"has {len(cells)} cells but the header has {width} columns; "
-                    "quote cells that contain the separator"
-                )
-        cells = cells[:width] + [""] * (width - len(cells))
-        for i in unnamed_at:
-            if cells[i]:
-                used.add(i)
-        cells = [shared.setdefault(c, c) if len(c) <= _SHARED_CELL else c for c in cells]
-        rows.append(SheetRow(position, dict(zip(columns, cells, strict=True)), error, record.line))
-    unnamed = [columns[i] for i, h in enumerate(header) if not h.strip() and i not in used]
-    if unnamed:
-        drop = set(unnamed)
-        columns = [c for c in columns if c not in drop]
-        rows = [
-            SheetRow(
-                r.position,
-                {k: v for k, v in r.cells.items() if k not in drop},
-                r.read_error,
-                r.line,
-            )
-            for r in rows
-        ]
-    all_notes = [*notes, *header_notes]
-    if skipped:
-        listed = ", ".join(str(n) for n in skipped[:10]) + (" ..." if len(skipped) > 10 else "")
-        all_notes.append(
-            f"{_rows(len(skipped))} hidden or filtered out in the workbook "
-            f"{'is' if len(skipped) == 1 else 'are'} not sent (rows {listed}); "
-            "--include-hidden sends them"
-        )
-    return Sheet(path, tuple(columns), rows, notes=tuple(all_notes))
-
-
-def _rows(count: int) -> str:
-    return f"{count} row" if count == 1 else f"{count} rows"
-
-
-def _chain(first: list[Record], rest: Iterator[Record]) -> Iterator[Record]:
-    yield from first
-    yield from rest
-
-
 def _read_xlsx(path: Path, tab: str | None, include_hidden: bool, names: frozenset[str]) -> Sheet:
     from batchwan.sheet.workbook import open_workbook
 
@@ -352,7 +234,7 @@ def _read_xlsx(path: Path, tab: str | None, include_hidden: bool, names: frozens
     try:
         book = open_workbook(path, tab=tab, include_hidden=include_hidden, has_header=has_header)
         hidden = frozenset() if include_hidden else book.hidden
-        return _assemble(path, book.records, "row", book.notes, hidden, names)
+        return assemble(path, book.records, "row", book.notes, hidden, names)
     except InputError:
         raise
     except Exception as exc:  # openpyxl raises many unrelated types on a damaged workbook
