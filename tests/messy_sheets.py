@@ -13,6 +13,24 @@ import openpyxl
 from openpyxl.styles import Font
 
 URL = "https://images.example.com/{}.jpg"
+PLAIN_URL = "https://images.example.com/a.jpg"
+
+#: A title row above the header, a blank line, valid rows, bad cells, a repeated id, a repeated
+#: content, a blank row, a quoted cell over two lines, a row with too many cells, a bad scheme.
+MIXED_ROWS = (
+    "Clips for the spring campaign\n"
+    "\n"
+    "id,prompt,image,duration,resolution,seed,campaign\n"
+    f"a1,a harbour at dawn,{PLAIN_URL},5,720P,1,spring\n"
+    f"a2,,{PLAIN_URL},7,720P,2,spring\n"
+    f"a1,a second a1,{PLAIN_URL},5,720p,3,spring\n"
+    ",,,,,,\n"
+    f',"two\nlines",{PLAIN_URL},10,1080P,,autumn\n'
+    f",two lines again,{PLAIN_URL},10,1080P,,autumn\n"
+    f",two lines again,{PLAIN_URL},10,1080P,,autumn\n"
+    f"a9,a prompt,{PLAIN_URL},5,720P,-1,spring,stray\n"
+    "a10,a prompt,ftp://example.com/x.jpg,5,999P,4,spring\n"
+)
 
 
 def campaign_workbook(folder: Path) -> Path:

@@ -16,26 +16,14 @@ from batchwan.sheet import textread
 from batchwan.sheet.jobfile import load_source
 from batchwan.sheet.loader import RowStream, Sheet, SheetStream, open_sheet, read_sheet
 from batchwan.values import SheetRow
+from tests.messy_sheets import MIXED_ROWS
 
 URL = "https://images.example.com/a.jpg"
 MEBIBYTE = 1024 * 1024
 
 #: Valid rows, bad cells, a repeated id, a repeated content, a blank line, a title row above the
 #: header, a quoted cell over two lines, a row with too many cells.
-MIXED = (
-    "Clips for the spring campaign\n"
-    "\n"
-    "id,prompt,image,duration,resolution,seed,campaign\n"
-    f"a1,a harbour at dawn,{URL},5,720P,1,spring\n"
-    f"a2,,{URL},7,720P,2,spring\n"
-    f"a1,a second a1,{URL},5,720p,3,spring\n"
-    ",,,,,,\n"
-    f',"two\nlines",{URL},10,1080P,,autumn\n'
-    f",two lines again,{URL},10,1080P,,autumn\n"
-    f",two lines again,{URL},10,1080P,,autumn\n"
-    f"a9,a prompt,{URL},5,720P,-1,spring,stray\n"
-    f"a10,a prompt,ftp://example.com/x.jpg,5,999P,4,spring\n"
-)
+MIXED = MIXED_ROWS
 
 
 def write(tmp_path: Path, data: str | bytes, name: str = "s.csv") -> Path:

@@ -17,6 +17,7 @@ from batchwan.cli.validate_cmd import validate, write_report
 from batchwan.sheet.jobfile import load_source
 from batchwan.sheet.loader import read_sheet
 from batchwan.values import CheckedRow, RowIssue, Status
+from tests.messy_sheets import MIXED_ROWS
 
 URL = "https://images.example.com/a.jpg"
 DRIVE = "https://drive.google.com/file/d/1AbCdEfGhIjKlMnOp/view?usp=sharing"
@@ -25,20 +26,7 @@ DRIVE = "https://drive.google.com/file/d/1AbCdEfGhIjKlMnOp/view?usp=sharing"
 #: row with a stray cell, a share link, an escape sequence and a line break inside messages,
 #: and one Windows-1252 letter: the encoding is only known once the whole file is seen.
 MIXED = (
-    "Clips for the spring campaign\n"
-    "\n"
-    "id,prompt,image,duration,resolution,seed,campaign\n"
-    f"a1,a harbour at dawn,{URL},5,720P,1,spring\n"
-    f"a2,,{URL},7,720P,2,spring\n"
-    f"a1,a second a1,{URL},5,720p,3,spring\n"
-    ",,,,,,\n"
-    f',"two\nlines",{URL},10,1080P,,autumn\n'
-    f",two lines again,{URL},10,1080P,,autumn\n"
-    f",two lines again,{URL},10,1080P,,autumn\n"
-    f"a9,a prompt,{URL},5,720P,-1,spring,stray\n"
-    "a10,a prompt,ftp://example.com/x.jpg,5,999P,4,spring\n"
-    f"a11,shared,{DRIVE},5,480P,5,x\n"
-    f'a12,caf\xe9,{URL},\x1b[31m9,480P,"1\n2",x\n'
+    MIXED_ROWS + f"a11,shared,{DRIVE},5,480P,5,x\n" + f'a12,caf\xe9,{URL},\x1b[31m9,480P,"1\n2",x\n'
 ).encode("cp1252")
 
 #: What `validate` printed for MIXED when it read the sheet whole (before rows were streamed).

@@ -27,11 +27,10 @@ from batchwan.outputs.report_rows import bound_note, table_rows
 from batchwan.outputs.report_sections import cards, charts, chips, error_table, status_css
 from batchwan.outputs.report_tables import group_tables, runs_table
 from batchwan.outputs.results import own_columns
-from batchwan.outputs.runview import RunView
+from batchwan.outputs.runview import RunView, view_of
 from batchwan.outputs.statusview import (
     format_when,
     headline,
-    load_run,
 )
 from batchwan.outputs.thumbs import THUMBNAIL_BUDGET, Thumbnails, local_image
 from batchwan.safe_text import clean
@@ -274,19 +273,11 @@ def write_report(source: Path | RunView, group_by: Sequence[str] | None = None) 
     other files. ``group_by`` defaults to the columns the run was started with.
     """
     counted = isinstance(source, RunView)  # its summary was counted from its records
-    if isinstance(source, RunView):
-        run_dir, records, meta, summary = (
-            source.run_dir,
-            source.records,
-            source.meta,
-            source.summary,
-        )
-    else:
-        run_dir = Path(source)
-        records, meta, summary = load_run(run_dir, group_by)
-    path = run_dir / REPORT_FILE
+    view = view_of(source, group_by)
+    path = view.run_dir / REPORT_FILE
     page = render_report(
-        run_dir, records, summary, meta=meta, group_by=group_by, summary_counted=counted
-    )
+        view.run_dir, view.records, view.summary, meta=view.meta, group_by=group_by,
+        summary_counted=counted,
+    )  # fmt: skip
     write_text_atomic(path, page)
     return path

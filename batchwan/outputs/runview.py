@@ -8,6 +8,7 @@ of what the end of a big run costs.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,3 +29,13 @@ class RunView:
     def columns(self) -> list[str]:
         """The sheet's own columns, as the run recorded them."""
         return list(json.loads(self.meta.get("columns") or "[]"))
+
+
+def view_of(source: Path | RunView, group_by: Sequence[str] | None = None) -> RunView:
+    """``source`` itself, or the run its folder holds, read from the record."""
+    if isinstance(source, RunView):
+        return source
+    from batchwan.outputs.statusview import load_run  # reads state.db: only when asked to
+
+    records, meta, summary = load_run(Path(source), group_by)
+    return RunView(Path(source), records, meta, summary)

@@ -8,7 +8,6 @@ A second tab holds the summary and the breakdowns.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,8 +23,8 @@ from openpyxl.utils import get_column_letter
 
 from batchwan.outputs.cells import Cell, typed_number
 from batchwan.outputs.results import LEADING_COLUMNS, typed_table
-from batchwan.outputs.runview import RunView
-from batchwan.outputs.statusview import STATUS_COLOURS, load_run
+from batchwan.outputs.runview import RunView, view_of
+from batchwan.outputs.statusview import STATUS_COLOURS
 from batchwan.outputs.xlsx_summary import summary_sheet
 
 #: Columns whose cells are whole numbers, stored as numbers so that they sort as numbers.
@@ -167,21 +166,12 @@ def own_typed(rows: Sequence[list[Cell]], first_own: int) -> None:
 def write_run_workbook(source: Path | RunView) -> Path:
     """Write results.xlsx into a run folder from its record (or from the rows a run just
     built for its other files); return its path."""
-    if isinstance(source, RunView):
-        run_dir, records, meta, summary = (
-            source.run_dir,
-            source.records,
-            source.meta,
-            source.summary,
-        )
-    else:
-        run_dir = source
-        records, meta, summary = load_run(run_dir)
-    header, rows = typed_table(records, json.loads(meta.get("columns") or "[]"))
+    view = view_of(source)
+    header, rows = typed_table(view.records, view.columns)
     first_own = header.index("line") + 1 if "line" in header else len(LEADING_COLUMNS)
     own_typed(rows, first_own)
-    path = Path(run_dir) / XLSX_FILE
-    write_results_xlsx(path, header, rows, summary)
+    path = view.run_dir / XLSX_FILE
+    write_results_xlsx(path, header, rows, view.summary)
     return path
 
 
