@@ -4,10 +4,9 @@ Every create sent to a provider account is written here, in two steps like the r
 record: "about to send", durable before the create goes out, then its task id once accepted
 (task ids are written a batch at a time and at the end of the run: only the send must be
 durable first). So a run killed between the provider's answer and the second write still
-counts as sent. A row of
-another run folder whose request (its content hash: prompt, image bytes, settings, ``take``)
-is already here is held back as ``duplicate``, saying where the earlier one is, unless
-``--allow-repeat``.
+counts as sent. A row of another run folder whose request (its content hash: prompt, image
+bytes, settings, ``take``) is already here is held back as ``duplicate``, saying where the
+earlier one is, unless ``--allow-repeat``.
 
 The index is per provider and account: the base URL and a hash of the key (never the key). It
 lives in ``$XDG_STATE_HOME/batchwan/sent.db`` (default ``~/.local/state/batchwan/``), SQLite with
