@@ -29,16 +29,20 @@ def _spawn(sheet: Path, out: Path, url: str, base_url: str, *extra: str) -> subp
 
 
 def _finish(procs: list[subprocess.Popen[bytes]], timeout: float = 90) -> list[int]:
+    """Each runner's exit code (a code other than 0 is printed with the end of its stderr)."""
     codes = []
     deadline = time.monotonic() + timeout
     for proc in procs:
         try:
-            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
             raise AssertionError(f"a runner did not finish: {err.decode()[-2000:]}") from None
         assert proc.returncode in (0, 1, 4), err.decode()[-2000:]
+        if proc.returncode:
+            said = (out + err).decode(errors="replace")[-2000:]
+            print(f"runner exited {proc.returncode}: {said}")
         codes.append(proc.returncode)
     return codes
 
