@@ -131,35 +131,3 @@ def test_without_postgresql_the_tests_skip_locally_and_fail_in_ci(
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match="initdb"), pgserver.running_server():
         pass
-
-
-async def test_a_runner_stays_while_another_still_downloads_a_video(
-    tmp_path: Path, pg_url: str
-) -> None:
-    """Runner A's task succeeded and its video is still being fetched: runner B, with nothing
-    of its own left, waits (rather than reporting the row succeeded without a video) until A
-    has noted the video, or has left."""
-    from batchwan.values import Status
-    from tests.storehelpers import MODEL, ROW_COST, checked_rows
-
-    rows = checked_rows(tmp_path, 1)
-    keys = [r.key for r in rows]
-
-    def ready(name: str) -> PostgresStore:
-        store = PostgresStore(pg_url, tmp_path / name / "spring")
-        store.claim(tmp_path / "sheet.csv", MODEL, keys=keys)
-        store.recover(resubmit_unknown=False, retry_failed=False)
-        store.sync_sheet(rows, [ROW_COST], [])
-        return store
-
-    a, b = ready("a"), ready("b")
-    try:
-        await a.begin_create(keys[0])
-        await a.create_accepted(keys[0], "task-a")
-        await a.task_finished(keys[0], Status.SUCCEEDED, video_url="https://v.example.com/a.mp4")
-        assert b.more_to_follow() is None  # A is downloading: not done yet
-        await a.note(keys[0], None, video_file="videos/1-a.mp4")
-        assert b.more_to_follow() is False
-    finally:
-        a.close()
-        b.close()

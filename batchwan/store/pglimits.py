@@ -33,18 +33,6 @@ def open_tasks(store: PostgresStore) -> int:
     return int(row["n"])
 
 
-def downloads_elsewhere(store: PostgresStore) -> int:
-    """Videos of the run that another live runner has yet to download (its tasks ended)."""
-    with store.connection() as conn:
-        (row,) = conn.execute(
-            "SELECT count(*) AS n FROM bw_tasks t JOIN bw_runners r ON r.run = t.run "
-            "AND r.runner = t.owner WHERE t.run = %s AND t.owner <> %s AND r.lease >= now() "
-            "AND t.status = 'succeeded' AND t.video_url IS NOT NULL AND t.video_file IS NULL",
-            (store.run, store.runner),
-        )
-    return int(row["n"])
-
-
 def take_permit(store: PostgresStore, permits: int) -> tuple[int | None, float]:
     """A create permit whose time has come (slot, 0), or (None, seconds to wait)."""
     with store.connection() as conn, conn.transaction():

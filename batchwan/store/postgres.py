@@ -30,13 +30,7 @@ from batchwan.errors import StateError
 from batchwan.pool.limits import CreateWindow, InFlight
 from batchwan.store.base import Claim
 from batchwan.store.pglease import Heartbeat, adopt, hand_back, register
-from batchwan.store.pglimits import (
-    OPEN,
-    SharedCreateWindow,
-    SharedInFlight,
-    downloads_elsewhere,
-    open_tasks,
-)
+from batchwan.store.pglimits import OPEN, SharedCreateWindow, SharedInFlight, open_tasks
 from batchwan.store.pgschema import check_url, migrate, open_pool, write_pointer
 from batchwan.store.records import Snapshot
 from batchwan.store.schema import (
@@ -249,18 +243,13 @@ class PostgresStore:
             return adopt(conn, self.run, self.runner)
 
     def more_to_follow(self) -> bool | None:
-        """True once this runner adopted tasks; None while other runners have tasks open or
-        videos still to download (ask again soon: one of them may die); False when the run
-        has nothing left in anyone's hands.
-
-        A runner that left while another was still downloading would report those rows as
-        succeeded without their video.
-        """
+        """True once this runner adopted tasks; None while other runners have tasks open (ask
+        again soon: one of them may die); False when no task of the run is open."""
         _, adopted = self._adopt()
         if adopted:
             self._reload()
             return True
-        return None if open_tasks(self) or downloads_elsewhere(self) else False
+        return None if open_tasks(self) else False
 
     def set_meta(self, name: str, value: str) -> None:
         """Keep one setting of the run in the record's meta (e.g. its --group-by)."""
