@@ -52,9 +52,7 @@ class SideFile:
 
     def commit(self, work: list[Batch]) -> None:
         """Commit every statement of ``work`` in one transaction."""
-        with self.conn:
-            for sql, run in _runs(s for batch in work for s in batch.statements):
-                self.conn.executemany(sql, run)
+        commit_all(self.conn, work)
 
 
 @dataclass
@@ -188,11 +186,7 @@ class Writer:
                 "can be recorded there: look for what removed it before running again"
             )
         before = self._conn.total_changes
-        with self._conn:
-            # Runs of the same statement go in one call: one hand-off of the GIL for the run,
-            # not one per row, while the event loop thread competes for it.
-            for sql, run in _runs(s for batch in work for s in batch.statements):
-                self._conn.executemany(sql, run)
+        commit_all(self._conn, work)
         self.changes += self._conn.total_changes - before
         if self._files[1].ident is None:
             self._files[1].remember()  # the WAL appears with the first commit
@@ -205,6 +199,17 @@ class Writer:
         if busy:  # a reader holds an old snapshot; the next commit tries again
             log.debug("checkpoint of %s postponed: a reader is busy", self.path)
         self._last_checkpoint = now
+
+
+def commit_all(conn: sqlite3.Connection, work: list[Batch]) -> None:
+    """Every statement of ``work``, in order, in one transaction on ``conn``.
+
+    Runs of the same statement go in one call: one hand-off of the GIL for the run, not one
+    per row, while the event loop's thread competes for it.
+    """
+    with conn:
+        for sql, run in _runs(s for batch in work for s in batch.statements):
+            conn.executemany(sql, run)
 
 
 def _runs(statements: Iterable[Statement]) -> Iterator[tuple[str, list[Sequence[Any]]]]:
