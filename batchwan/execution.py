@@ -169,7 +169,7 @@ async def execute(
             # A shared run: stay while other runners have tasks open, and take over those of
             # runners that stopped (their lease ran out).
             while outcome.stop is None and options.wait and not runner.stopping:
-                more = await asyncio.to_thread(ledger.more_to_follow)
+                more = await asyncio.to_thread(ledger.more_to_follow, downloads=options.download)
                 if more is None:
                     await asyncio.sleep(SHARED_RECHECK_SECONDS)
                     continue

@@ -118,6 +118,43 @@ async def test_a_dead_runners_tasks_are_adopted_and_its_sends_become_unknown(
         a._pool.close()
 
 
+async def test_a_runner_that_downloads_waits_for_the_videos_other_runners_are_fetching(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """B owns a succeeded row whose video it is fetching: A, which downloads, stays (None);
+    one run with --no-download leaves (False). A failed fetch (its error noted) is waited on by
+    nobody, and once B hands back, A adopts the video (True)."""
+    from batchwan.values import Status
+    from tests.storehelpers import MODEL, ROW_COST, checked_rows
+
+    rows = checked_rows(tmp_path, 2)
+    keys = [r.key for r in rows]
+
+    def ready(name: str) -> PostgresStore:
+        store = PostgresStore(pg_url, tmp_path / name / "spring")
+        store.claim(tmp_path / "sheet.csv", MODEL, keys=keys)
+        store.recover(resubmit_unknown=False, retry_failed=False)
+        store.sync_sheet(rows, [ROW_COST] * 2, [])
+        return store
+
+    a, b = ready("a"), ready("b")
+    try:
+        for key in keys:
+            await b.begin_create(key)
+            await b.create_accepted(key, f"task-{key[:6]}")
+            await b.task_finished(key, Status.SUCCEEDED, video_url="http://v.example/1.mp4")
+        assert a.more_to_follow(downloads=True) is None
+        assert a.more_to_follow(downloads=False) is False
+        await b.note(keys[0], None, video_file="videos/1.mp4")
+        await b.note(keys[1], "video not downloaded: the host refused; run again")
+        assert a.more_to_follow(downloads=True) is False  # a failed fetch holds nobody
+        b.close()
+        assert a.more_to_follow(downloads=True) is True  # adopted: A fetches it again
+        assert [e.key for e in a.tasks_to_follow()] == [keys[1]]
+    finally:
+        a.close()
+
+
 @pytest.mark.parametrize(
     ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
 )

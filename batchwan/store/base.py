@@ -76,10 +76,10 @@ class Store(Protocol):
         """The tasks-in-flight and create-rate limits, counted where the record is shared."""
         ...
 
-    def more_to_follow(self) -> bool | None:
+    def more_to_follow(self, *, downloads: bool = False) -> bool | None:
         """After a pass of the pool: True to go round again for tasks taken over from runners
-        that stopped, None to ask again soon (other runners still have tasks open), False when
-        the run has nothing open."""
+        that stopped, None to ask again soon (other runners still have tasks open, or, with
+        ``downloads``, videos still being fetched), False when the run has nothing open."""
         ...
 
     # -- transitions during a run (each one durable before it returns) --------------------------

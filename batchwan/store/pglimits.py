@@ -33,6 +33,21 @@ def open_tasks(store: PostgresStore) -> int:
     return int(row["n"])
 
 
+def videos_fetched_elsewhere(store: PostgresStore) -> int:
+    """Videos other live runners are fetching: succeeded rows they own, with a link, no file and
+    no error yet. A failed download leaves its error, so runners never wait on it (or on each
+    other) for ever; a runner that died stops counting when its lease runs out."""
+    with store.connection() as conn:
+        (row,) = conn.execute(
+            "SELECT count(*) AS n FROM bw_tasks t JOIN bw_runners r "
+            "ON r.run = t.run AND r.runner = t.owner WHERE t.run = %s AND t.owner <> %s "
+            "AND r.lease >= now() AND t.status = 'succeeded' AND t.video_url IS NOT NULL "
+            "AND t.video_file IS NULL AND t.error IS NULL",
+            (store.run, store.runner),
+        )
+    return int(row["n"])
+
+
 def take_permit(store: PostgresStore, permits: int) -> tuple[int | None, float]:
     """A create permit whose time has come (slot, 0), or (None, seconds to wait)."""
     with store.connection() as conn, conn.transaction():

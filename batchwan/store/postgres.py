@@ -30,7 +30,13 @@ from batchwan.errors import StateError
 from batchwan.pool.limits import CreateWindow, InFlight
 from batchwan.store.base import Claim
 from batchwan.store.pglease import Heartbeat, adopt, hand_back, register
-from batchwan.store.pglimits import OPEN, SharedCreateWindow, SharedInFlight, open_tasks
+from batchwan.store.pglimits import (
+    OPEN,
+    SharedCreateWindow,
+    SharedInFlight,
+    open_tasks,
+    videos_fetched_elsewhere,
+)
 from batchwan.store.pgschema import check_url, migrate, open_pool, write_pointer
 from batchwan.store.records import Snapshot
 from batchwan.store.schema import (
@@ -242,14 +248,18 @@ class PostgresStore:
         with self.connection() as conn:
             return adopt(conn, self.run, self.runner)
 
-    def more_to_follow(self) -> bool | None:
+    def more_to_follow(self, *, downloads: bool = False) -> bool | None:
         """True once this runner adopted tasks; None while other runners have tasks open (ask
-        again soon: one of them may die); False when no task of the run is open."""
+        again soon: one of them may die) or, with ``downloads``, are still fetching a video;
+        False when nothing of the run is open."""
         _, adopted = self._adopt()
         if adopted:
             self._reload()
             return True
-        return None if open_tasks(self) else False
+        # A runner that downloads stays until the others' videos are in: leaving earlier would
+        # report rows succeeded without their video (exit 1) that are seconds from done.
+        busy = open_tasks(self) or (downloads and videos_fetched_elsewhere(self))
+        return None if busy else False
 
     def set_meta(self, name: str, value: str) -> None:
         """Keep one setting of the run in the record's meta (e.g. its --group-by)."""

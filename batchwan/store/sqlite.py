@@ -262,7 +262,7 @@ class SqliteStore:
         """One runner per folder: the limits are counted in this process."""
         return InFlight(concurrency), CreateWindow(rate)
 
-    def more_to_follow(self) -> bool | None:
+    def more_to_follow(self, *, downloads: bool = False) -> bool | None:
         """One runner per folder: nothing is ever left to another."""
         return False
 
