@@ -169,9 +169,10 @@ class TaskEntry:
     def from_params(cls, values: tuple[Any, ...]) -> TaskEntry:
         """Rebuild an entry from its table row read as ``SELECT {TASK_COLUMNS}`` (the order of
         ``as_params``): by position, far cheaper than by name for a big record."""
-        key, content_hash, status, model, task_id, video_url, video_file, error = values[:8]
-        attempts, sending, submitted_at, finished_at, cost, resolution, duration = values[8:15]
-        prior_cost = values[15]
+        (
+            key, content_hash, status, model, task_id, video_url, video_file, error, attempts,
+            sending, submitted_at, finished_at, cost, resolution, duration, prior_cost,
+        ) = values  # fmt: skip
         return cls(
             key, content_hash, _STATUSES[status], model, cost, resolution, duration, task_id,
             video_url, video_file, error, attempts, bool(sending),
