@@ -466,7 +466,7 @@ def _to_follow(rows: Sequence[CheckedRow], ledger: Store) -> int:
         1
         for row in rows
         if row.status is Status.PENDING
-        and ledger.entry(row.key).status in (Status.PENDING, Status.RUNNING)
+        and ledger.status(row.key) in (Status.PENDING, Status.RUNNING)
     )
 
 

@@ -64,6 +64,26 @@ async def test_the_task_id_is_kept_and_followed(opener: Opener, tmp_path: Path) 
         store.close()
 
 
+async def test_status_and_what_to_follow_without_downloads(opener: Opener, tmp_path: Path) -> None:
+    """``status`` is the newest one; without downloads a succeeded row is not followed, a
+    running one still is."""
+    rows = checked_rows(tmp_path, 3)
+    store = _ready(opener, tmp_path / "run", rows)
+    try:
+        for row, task in zip(rows[:2], ("task-1", "task-2"), strict=True):
+            await store.begin_create(row.key)
+            assert store.status(row.key) is Status.PENDING
+            await store.create_accepted(row.key, task)
+        await store.task_finished(rows[0].key, Status.SUCCEEDED, video_url="https://x/v.mp4")
+        assert [store.status(r.key) for r in rows] == [
+            Status.SUCCEEDED, Status.RUNNING, Status.PENDING,
+        ]  # fmt: skip
+        assert {e.key for e in store.tasks_to_follow()} == {rows[0].key, rows[1].key}
+        assert [e.key for e in store.tasks_to_follow(downloads=False)] == [rows[1].key]
+    finally:
+        store.close()
+
+
 async def test_the_budget_lets_exactly_what_fits(opener: Opener, tmp_path: Path) -> None:
     """A ceiling of three row costs: three claims, then the budget; claims racing together too."""
     rows = checked_rows(tmp_path, 8)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from batchwan.store.records import (
     read_records,
 )
 from batchwan.store.runlock import LOCK_FILE, RunLock, run_is_live
-from batchwan.store.sqlite import SqliteStore
+from batchwan.store.schema import TaskEntry
+from batchwan.store.sqlite import SqliteStore, _upsert
 from batchwan.values import CheckedRow, Status
 from tests.storehelpers import checked_rows, open_sqlite
 
@@ -270,3 +272,26 @@ def test_another_sheet_is_refused_and_a_moved_one_is_recognised(tmp_path: Path) 
             store.claim(tmp_path / "other.csv", "wan2.5-i2v-preview", keys=_keys(other))
     finally:
         store.close()
+
+
+def test_a_reopened_store_reads_back_every_field_of_its_entries(tmp_path: Path) -> None:
+    """Entries read by position on opening are the entries written, field for field."""
+    run_dir = tmp_path / "run"
+    store = open_sqlite(run_dir, checked_rows(tmp_path, 2))
+    key = store.sheet_rows[0].key
+    written = TaskEntry(
+        key, "c" * 64, Status.UNKNOWN, "some-model", 1.25, "720P", 10, task_id="task-1",
+        video_url="https://x/v.mp4", video_file="videos/v.mp4", error="lost", attempts=3,
+        sending=True, submitted_at=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        finished_at=datetime(2024, 6, 7, 8, 9, 10, tzinfo=UTC), prior_cost=0.5,
+    )  # fmt: skip
+    try:
+        store.writer.write_now([_upsert(written)])
+    finally:
+        store.close()
+    again = SqliteStore(run_dir)
+    try:
+        assert again.entry(key) == written
+        assert again.entry(store.sheet_rows[1].key).status is Status.PENDING
+    finally:
+        again.close()

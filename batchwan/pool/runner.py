@@ -241,7 +241,7 @@ class Runner:
     async def run(self, rows: Sequence[CheckedRow]) -> RunOutcome:
         """Submit every pending row, follow every running task, and download every video."""
         self._rows_by_key = {row.key: row for row in rows if row.status is Status.PENDING}
-        for entry in self.ledger.tasks_to_follow():
+        for entry in self.ledger.tasks_to_follow(downloads=self.options.download):
             if entry.status is Status.RUNNING and entry.task_id:
                 self._in_flight.take()
                 self._follow(self._poll(entry), entry)
@@ -250,7 +250,7 @@ class Runner:
         queue = deque(
             row
             for row in self._rows_by_key.values()
-            if self.ledger.entry(row.key).status is Status.PENDING
+            if self.ledger.status(row.key) is Status.PENDING
         )
         log.info(
             "run start: %s rows to send, %s tasks to follow; concurrency %s, rate %s/s, "
@@ -498,7 +498,7 @@ class Runner:
             waiting = {
                 other.model
                 for key, other in self._rows_by_key.items()
-                if self.ledger.entry(key).status is Status.PENDING
+                if self.ledger.status(key) is Status.PENDING
             }
             if waiting <= self._no_endpoint and not self._accepted_any:
                 self.stop(StopReason.NO_ENDPOINT, message)

@@ -116,8 +116,13 @@ class Store(Protocol):
         """A copy of what the record knows of one row key."""
         ...
 
-    def tasks_to_follow(self) -> list[TaskEntry]:
-        """Rows this runner should poll (running) or download (succeeded), as copies."""
+    def status(self, key: str) -> Status:
+        """The newest status of one row key, without copying its entry."""
+        ...
+
+    def tasks_to_follow(self, *, downloads: bool = True) -> list[TaskEntry]:
+        """Rows this runner should poll (running) or, with ``downloads``, download (succeeded),
+        as copies."""
         ...
 
     def video_files(self) -> set[str]:

@@ -406,8 +406,13 @@ class PostgresStore:
         """A copy of the last known view of one row key."""
         return copy.copy(self._cache[key])
 
-    def tasks_to_follow(self) -> list[TaskEntry]:
-        """Rows this runner owns (or just adopted) that are running or need their video."""
+    def status(self, key: str) -> Status:
+        """The last known status of one row key, without copying its entry."""
+        return self._cache[key].status
+
+    def tasks_to_follow(self, *, downloads: bool = True) -> list[TaskEntry]:
+        """Rows this runner owns (or just adopted) that are running or (with ``downloads``)
+        need their video."""
         self._adopt()
         with self.connection() as conn:
             rows = conn.execute(
@@ -417,7 +422,7 @@ class PostgresStore:
             ).fetchall()
         found = [_entry(r) for r in rows]
         self._cache.update({e.key: e for e in found})
-        return [copy.copy(e) for e in found]
+        return [copy.copy(e) for e in found if downloads or e.status is Status.RUNNING]
 
     def video_files(self) -> set[str]:
         """Every video file name some row of the run has been given (never given twice)."""

@@ -38,7 +38,7 @@ from batchwan.store.schema import (
     now_utc,
 )
 from batchwan.store.sheetmatch import claim_updates, match_sheet
-from batchwan.store.sheetsync import plan_sync
+from batchwan.store.sheetsync import SHEET_COLUMNS, plan_sync
 from batchwan.store.writer import Batch, Statement, Writer
 from batchwan.values import CheckedRow, RowRecord, Status
 
@@ -118,8 +118,11 @@ class SqliteStore:
             _refuse_foreign(self.path)
             conn = connect(self.path)
             migrate(conn)
+            conn.row_factory = None  # plain tuples: a big record is read row by row here
+            from_params = TaskEntry.from_params
             self._entries: dict[str, TaskEntry] = {
-                row["key"]: TaskEntry.from_db(row) for row in conn.execute("SELECT * FROM tasks")
+                values[0]: from_params(values)
+                for values in conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks")
             }
             self.meta: dict[str, str] = dict(conn.execute("SELECT name, value FROM meta"))
             conn.close()
@@ -159,9 +162,12 @@ class SqliteStore:
     ) -> None:
         """Tie the run folder to its sheet, recognised by its rows; refuse another sheet."""
         sheet_text = str(sheet.resolve())
-        with contextlib.closing(connect(self.path, readonly=True)) as conn:
-            recorded = recorded_keys(conn)
-        found = match_sheet(str(self.run_dir), self.meta.get("sheet"), sheet_text, recorded,
+        owner = self.meta.get("sheet")
+        recorded: list[str] = []
+        if owner and owner != sheet_text:  # the same sheet again needs none of its keys
+            with contextlib.closing(connect(self.path, readonly=True)) as conn:
+                recorded = recorded_keys(conn)
+        found = match_sheet(str(self.run_dir), owner, sheet_text, recorded,
                             keys if keys is not None else recorded)  # fmt: skip
         if found.warning:
             log.warning("%s", found.warning)
@@ -173,7 +179,9 @@ class SqliteStore:
 
     def _recorded_sheet(self) -> dict[int, tuple[Any, ...]]:
         with contextlib.closing(connect(self.path, readonly=True)) as conn:
-            return {r[0]: tuple(r) for r in conn.execute("SELECT * FROM sheet_rows")}
+            conn.row_factory = None  # plain tuples, compared as they are with the new values
+            query = f"SELECT {', '.join(SHEET_COLUMNS)} FROM sheet_rows"
+            return {r[0]: r for r in conn.execute(query)}
 
     def sync_sheet(
         self, rows: Sequence[CheckedRow], costs: Sequence[float], extra_columns: Sequence[str]
@@ -354,9 +362,14 @@ class SqliteStore:
         """A copy of the newest view of one row key."""
         return copy.copy(self._latest(key))
 
-    def tasks_to_follow(self) -> list[TaskEntry]:
-        """Every row running or succeeded; the runner polls or downloads what is due."""
-        follow = (Status.RUNNING, Status.SUCCEEDED)
+    def status(self, key: str) -> Status:
+        """The newest status of one row key, without copying its entry."""
+        return self._latest(key).status
+
+    def tasks_to_follow(self, *, downloads: bool = True) -> list[TaskEntry]:
+        """Every row running (or succeeded, with ``downloads``); the runner polls or downloads
+        what is due. A rerun that downloads nothing copies none of its finished rows."""
+        follow = (Status.RUNNING, Status.SUCCEEDED) if downloads else (Status.RUNNING,)
         return [copy.copy(e) for e in self._entries.values() if e.status in follow]
 
     def video_files(self) -> set[str]:
