@@ -10,6 +10,7 @@ import pytest
 from batchwan.errors import StateError
 from batchwan.store.pgschema import migrations, read_pointer
 from batchwan.store.postgres import PostgresStore
+from batchwan.values import CheckedRow
 from tests.runhelpers import invoke, write_sheet
 
 
@@ -78,6 +79,17 @@ def _expire(pg_url: str, store: PostgresStore) -> None:
         )
 
 
+def _runner(pg_url: str, machine: Path, rows: list[CheckedRow]) -> PostgresStore:
+    """A runner of the shared run `spring` on ``machine``, its sheet of ``rows`` synced."""
+    from tests.storehelpers import MODEL, ROW_COST
+
+    store = PostgresStore(pg_url, machine / "spring")
+    store.claim(machine.parent / "sheet.csv", MODEL, keys=[r.key for r in rows])
+    store.recover(resubmit_unknown=False, retry_failed=False)
+    store.sync_sheet(rows, [ROW_COST] * len(rows), [])
+    return store
+
+
 async def test_a_dead_runners_tasks_are_adopted_and_its_sends_become_unknown(
     tmp_path: Path, pg_url: str
 ) -> None:
@@ -86,17 +98,13 @@ async def test_a_dead_runners_tasks_are_adopted_and_its_sends_become_unknown(
     from batchwan.store.base import Claim
     from batchwan.store.records import BEING_SENT, read_records
     from batchwan.values import Status
-    from tests.storehelpers import MODEL, ROW_COST, checked_rows
+    from tests.storehelpers import checked_rows
 
     rows = checked_rows(tmp_path, 3)
     keys = [r.key for r in rows]
 
     def ready(name: str) -> PostgresStore:
-        store = PostgresStore(pg_url, tmp_path / name / "spring")
-        store.claim(tmp_path / "sheet.csv", MODEL, keys=keys)
-        store.recover(resubmit_unknown=False, retry_failed=False)
-        store.sync_sheet(rows, [ROW_COST] * 3, [])
-        return store
+        return _runner(pg_url, tmp_path / name, rows)
 
     a = ready("a")
     await a.begin_create(keys[0])
@@ -125,19 +133,11 @@ async def test_a_runner_that_downloads_waits_for_the_videos_other_runners_are_fe
     one run with --no-download leaves (False). A failed fetch (its error noted) is waited on by
     nobody, and once B hands back, A adopts the video (True)."""
     from batchwan.values import Status
-    from tests.storehelpers import MODEL, ROW_COST, checked_rows
+    from tests.storehelpers import checked_rows
 
     rows = checked_rows(tmp_path, 2)
     keys = [r.key for r in rows]
-
-    def ready(name: str) -> PostgresStore:
-        store = PostgresStore(pg_url, tmp_path / name / "spring")
-        store.claim(tmp_path / "sheet.csv", MODEL, keys=keys)
-        store.recover(resubmit_unknown=False, retry_failed=False)
-        store.sync_sheet(rows, [ROW_COST] * 2, [])
-        return store
-
-    a, b = ready("a"), ready("b")
+    a, b = (_runner(pg_url, tmp_path / name, rows) for name in ("a", "b"))
     try:
         for key in keys:
             await b.begin_create(key)
