@@ -314,6 +314,16 @@ except KeyboardInterrupt:
 """
 
 
+def _recorded_ids(out: Path) -> int:
+    """Task ids committed in the run folder's record so far (0 before it exists)."""
+    if not (out / "state.db").exists():
+        return 0
+    try:
+        return int(batchwan.results(out)["task_id"].notna().sum())
+    except Exception:  # the record is being created: ask again
+        return 0
+
+
 def test_ctrl_c_during_run_saves_state_and_raises_keyboard_interrupt(tmp_path: Path) -> None:
     """Ctrl-C in a script calling batchwan.run: KeyboardInterrupt, and every task id kept."""
     import signal
@@ -329,8 +339,11 @@ def test_ctrl_c_during_run_saves_state_and_raises_keyboard_interrupt(tmp_path: P
             stderr=subprocess.PIPE,
         )
         try:
+            # Ctrl-C once the four task ids are in the record: the simulator counts a task
+            # before its answer reaches the client, and a create cut off on the wire is
+            # `unknown` by design, not what this test is about.
             deadline = time.monotonic() + 30
-            while held.sim.stats()["tasks_created"] < 4 and time.monotonic() < deadline:
+            while _recorded_ids(out) < 4 and time.monotonic() < deadline:
                 time.sleep(0.05)
             proc.send_signal(signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=30)
