@@ -93,6 +93,8 @@ TASK_COLUMNS = (
     "sending, submitted_at, finished_at, cost, resolution, duration, prior_cost"
 )
 
+_TASK_NAMES = tuple(name.strip() for name in TASK_COLUMNS.split(","))
+
 #: Status by its stored text (a dict lookup is cheaper than calling the enum, per row).
 _STATUSES = {status.value: status for status in Status}
 
@@ -181,25 +183,8 @@ class TaskEntry:
 
     @classmethod
     def from_db(cls, row: sqlite3.Row | Mapping[str, Any]) -> TaskEntry:
-        """Rebuild an entry from its table row."""
-        return cls(
-            key=row["key"],
-            content_hash=row["content_hash"],
-            status=Status(row["status"]),
-            model=row["model"],
-            cost=row["cost"],
-            resolution=row["resolution"],
-            duration=row["duration"],
-            task_id=row["task_id"],
-            video_url=row["video_url"],
-            video_file=row["video_file"],
-            error=row["error"],
-            attempts=row["attempts"],
-            sending=bool(row["sending"]),
-            submitted_at=parse_iso(row["submitted_at"]),
-            finished_at=parse_iso(row["finished_at"]),
-            prior_cost=row["prior_cost"],
-        )
+        """Rebuild an entry from its table row, read by column name."""
+        return cls.from_params(tuple(row[name] for name in _TASK_NAMES))
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
