@@ -31,7 +31,7 @@ from batchwan.errors import (
 from batchwan.provider.base import Request, checked_task_id, clean_text, too_deep
 from batchwan.provider.client import Client, Limits, open_session
 from batchwan.provider.downloads import AddressPolicy, address_kind, check_video_url
-from batchwan.provider.mulerouter import MuleRouter, generation_path
+from batchwan.provider.mulerouter import MuleRouter, decode, generation_path
 from batchwan.values import TaskInfo, TaskState
 
 KEY = "sk-test-0123456789abcdef"
@@ -248,6 +248,14 @@ def test_too_deep_counts_levels_without_recursion() -> None:
         data = [data]
     assert too_deep(data)
     assert not too_deep({"a": [{"b": 1}]})
+
+
+def test_decode_refuses_one_level_past_the_limit_whatever_the_brackets_count() -> None:
+    """The bracket count only spares the walk: 32 levels decode, 33 do not, and brackets
+    inside strings neither hide nor fake a level."""
+    assert decode(b"[" * 32 + b"1" + b"]" * 32) is not None
+    assert decode(b"[" * 33 + b"1" + b"]" * 33) is None
+    assert decode(b'{"a": "' + b"[{" * 40 + b'"}') == {"a": "[{" * 40}
 
 
 # -- provider text -------------------------------------------------------------------------------

@@ -120,8 +120,8 @@ class Deadline:
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
     """The body up to ``cap`` bytes, and whether there was more (the rest is never read)."""
-    if resp.content_length is not None and resp.content_length > cap:
-        return b"", True
+    if resp.content_length is not None:  # the body cannot run past its stated length
+        return (b"", True) if resp.content_length > cap else (await resp.read(), False)
     buffer = bytearray()
     async for chunk in resp.content.iter_chunked(64 * 1024):
         buffer += chunk
