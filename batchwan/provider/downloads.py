@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import logging
 import os
@@ -53,7 +54,9 @@ def address_kind(address: IpAddress) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def _literal(host: str) -> IpAddress | None:
+    # A run's videos come from a few hosts: each is parsed once, not once per video.
     try:
         return ipaddress.ip_address(host.strip("[]").split("%")[0])
     except ValueError:
@@ -91,24 +94,29 @@ class AddressPolicy:
 
 def check_video_url(url: str, policy: AddressPolicy) -> str:
     """``url`` when it is a link a video may be fetched from; VideoRefused otherwise."""
-    shown = loggable_url(url)
+    _checked_host(url, policy)
+    return url
+
+
+def _checked_host(url: str, policy: AddressPolicy) -> str:
+    """The host of ``url`` when it is a link a video may be fetched from; VideoRefused if not."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
         _ = parts.port  # raises on a port that is not a number
     except ValueError as exc:
-        raise _refused(shown, f"it is not a valid URL ({clean_text(exc, 100)})") from exc
+        raise _refused(url, f"it is not a valid URL ({clean_text(exc, 100)})") from exc
     if parts.scheme not in ("http", "https"):
-        raise _refused(shown, "only http and https links are fetched")
+        raise _refused(url, "only http and https links are fetched")
     if not host:
-        raise _refused(shown, "it has no host")
+        raise _refused(url, "it has no host")
     try:
         host.encode("idna")  # what a lookup would do; a label over 63 characters fails it
     except UnicodeError as exc:
-        raise _refused(shown, "it is not a valid URL (bad host name)") from exc
+        raise _refused(url, "it is not a valid URL (bad host name)") from exc
     if reason := policy.host_refusal(host):
-        raise _refused(shown, reason)
-    return url
+        raise _refused(url, reason)
+    return host
 
 
 def loggable_url(url: str) -> str:
@@ -121,7 +129,9 @@ def loggable_url(url: str) -> str:
     return clean_text(shown, 200)
 
 
-def _refused(shown: str, reason: str) -> VideoRefused:
+def _refused(url: str, reason: str) -> VideoRefused:
+    # The link is made loggable only here: most videos are never refused.
+    shown = loggable_url(url)
     return VideoRefused(f"video link {shown} refused: {reason}", detail=reason, safe_to_resend=True)
 
 
@@ -150,12 +160,12 @@ class Downloader:
         can cover many files).
         """
         part = dest.with_name(dest.name + ".part")
-        shown = loggable_url(url)
         deadline = Deadline(self._limits.download_deadline)
         try:
             async with deadline:
                 size = await self._follow(url, _PartFile(part, dest, sync_folder))
         except (aiohttp.ClientError, TimeoutError) as exc:
+            shown = loggable_url(url)
             _log.debug("GET %s -> %s", shown, type(exc).__name__)
             await asyncio.to_thread(_remove, part)
             raise transport_error("download", exc, shown, deadline) from exc
@@ -167,12 +177,13 @@ class Downloader:
         except BaseException:
             await asyncio.to_thread(_remove, part)
             raise
-        _log.debug("GET %s -> %d bytes", shown, size)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("GET %s -> %d bytes", loggable_url(url), size)
         return size
 
     async def _follow(self, url: str, part: _PartFile) -> int:
         for _ in range(_REDIRECTS + 1):
-            await self._check_host(check_video_url(url, self._policy))
+            await self._check_host(_checked_host(url, self._policy), url)
             async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as resp:
                 location = resp.headers.get("Location")
                 if resp.status in _REDIRECT_CODES and location:
@@ -182,20 +193,19 @@ class Downloader:
                     raw, _ = await read_capped(resp, 64 * 1024)
                     raise self._refusal(resp.status, raw, resp.headers, url)
                 return await self._stream(resp, part, url)
-        raise _refused(loggable_url(url), f"more than {_REDIRECTS} redirects")
+        raise _refused(url, f"more than {_REDIRECTS} redirects")
 
     def _refusal(self, status: int, raw: bytes, headers: Any, url: str) -> ApiError:
         return self._provider.classify(
             "download", status, raw, headers, task_id=None, where=loggable_url(url)
         )
 
-    async def _check_host(self, url: str) -> None:
+    async def _check_host(self, host: str, url: str) -> None:
         """Refuse a host name that resolves to a refused address (e.g. an internal name).
 
         aiohttp looks the name up again when it connects; a name that answers differently a
         moment later (DNS rebinding) is not caught here, only by a resolver in the session.
         """
-        host = urlsplit(url).hostname or ""
         if _literal(host) is not None:
             return
         try:
@@ -207,13 +217,13 @@ class Downloader:
         for info in infos:
             address = _literal(str(info[4][0]))
             if address is not None and (reason := self._policy.refusal(address)):
-                raise _refused(loggable_url(url), reason)
+                raise _refused(url, reason)
 
     async def _stream(self, resp: aiohttp.ClientResponse, file: _PartFile, url: str) -> int:
         cap = self._limits.max_video_bytes
         too_big = f"it is larger than the {cap / MB:g} MB limit (see --max-video-mb)"
         if resp.content_length is not None and resp.content_length > cap:
-            raise _refused(loggable_url(url), too_big)
+            raise _refused(url, too_big)
         # Chunks are gathered in memory and written a few MB at a time, so a short video costs
         # one trip to the finisher's thread (write, fsync, close, rename), shared with the
         # videos that end at the same time, instead of one thread hop per chunk.
@@ -225,17 +235,17 @@ class Downloader:
                 if len(head) < 8:  # an MP4 starts with its ftyp box
                     head = (head + chunk)[:32]
                     if len(head) >= 8 and head[4:8] != b"ftyp":
-                        raise _refused(loggable_url(url), _not_mp4(head))
+                        raise _refused(url, _not_mp4(head))
                 size += len(chunk)
                 if size > cap:
-                    raise _refused(loggable_url(url), too_big)
+                    raise _refused(url, too_big)
                 buffered.append(chunk)
                 held += len(chunk)
                 if held >= _BUFFER:
                     await asyncio.to_thread(file.write, buffered)
                     buffered, held = [], 0
             if len(head) < 8:
-                raise _refused(loggable_url(url), _not_mp4(head))
+                raise _refused(url, _not_mp4(head))
             await self._finisher.finish(file, buffered)
         finally:
             if not file.closed:
