@@ -58,11 +58,14 @@ def image_label(row: CheckedRow) -> str:
     return image
 
 
-def request_as_sent(row: CheckedRow) -> dict[str, Any]:
-    """The row's request for people to read: every field sent, the image as the sheet gave it."""
+def request_as_sent(row: CheckedRow, image: str | None = None) -> dict[str, Any]:
+    """The row's request for people to read: every field sent, the image as the sheet gave it.
+
+    ``image`` is the row's ``image_label`` when the caller has it already.
+    """
     request = dict(row.request)
     if "image" in request:
-        request["image"] = image_label(row)
+        request["image"] = image_label(row) if image is None else image
     last = request.get("last_frame")
     if row.last_frame_path is not None:  # a last frame is labelled like the first
         request["last_frame"] = str(row.last_frame_path)
@@ -73,16 +76,22 @@ def request_as_sent(row: CheckedRow) -> dict[str, Any]:
 
 def _record(row: CheckedRow, entry: TaskEntry | None, note: str | None = None) -> RowRecord:
     """One results row: the sheet's view of the row, with the record's view of its task."""
+    # Built in one go, each label once: this runs for every row of a big sheet.
+    image = image_label(row)
+    request = request_as_sent(row, image)
+    prompt = str(row.request.get("prompt", ""))
     if row.status is not Status.PENDING or entry is None:
         return RowRecord(
             position=row.position, key=row.key, row_id=row.row_id, status=row.status, cost=0.0,
-            resolution=row.resolution, duration=row.duration,
-            prompt=str(row.request.get("prompt", "")), image=image_label(row), error=note,
-            extra=row.extra, model=row.model, request=request_as_sent(row), line=row.line,
+            resolution=row.resolution, duration=row.duration, prompt=prompt, image=image,
+            error=note, extra=row.extra, model=row.model, request=request, line=row.line,
         )  # fmt: skip
-    return _merged(
-        row.position, row.key, row.row_id, str(row.request.get("prompt", "")), image_label(row),
-        row.extra, entry, note, model=row.model, request=request_as_sent(row), line=row.line,
+    error = entry.error if not note else (f"{entry.error}; {note}" if entry.error else note)
+    return RowRecord(
+        row.position, row.key, row.row_id, entry.status, entry.cost, entry.resolution,
+        entry.duration, prompt, image, entry.task_id, entry.video_url, entry.video_file, error,
+        entry.attempts, entry.submitted_at, entry.finished_at, row.extra, row.model, request,
+        row.line,
     )  # fmt: skip
 
 
