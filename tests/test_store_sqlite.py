@@ -228,6 +228,35 @@ def test_a_rerun_adding_rows_writes_only_the_new_rows(tmp_path: Path) -> None:
         store.close()
 
 
+def _sheet_rows(run_dir: Path) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(run_dir / "state.db")) as conn:
+        return conn.execute(
+            "SELECT position, key, cost FROM sheet_rows ORDER BY position"
+        ).fetchall()
+
+
+def test_a_sheet_shorter_or_changed_in_the_middle_is_recorded_as_read(tmp_path: Path) -> None:
+    """Rows cut from the end of the sheet leave the record; a row changed in the middle is
+    written again, the rows around it are not."""
+    run_dir = tmp_path / "run"
+    rows = checked_rows(tmp_path, 30)
+    open_sqlite(run_dir, rows).close()
+    store = SqliteStore(run_dir)
+    try:
+        store.claim(tmp_path / "sheet.csv", "wan2.5-i2v-preview")
+        before = store.writes
+        costs = [0.25] * 20
+        costs[9] = 0.75  # the record held 0.25 for every row
+        store.sync_sheet(rows[:20], costs, [])
+        assert store.writes - before <= 2 + 10  # row 10 and its entry, the 10 rows cut off
+        recorded = _sheet_rows(run_dir)
+        assert [r[0] for r in recorded] == list(range(1, 21))
+        assert [r[2] for r in recorded] == costs
+        assert [r[1] for r in recorded] == [row.key for row in rows[:20]]
+    finally:
+        store.close()
+
+
 def test_unknown_rows_sent_again_keep_their_first_cost_counted(tmp_path: Path) -> None:
     """An unknown row reopened with --resubmit-unknown still counts its first attempt."""
     run_dir = tmp_path / "run"
