@@ -28,11 +28,12 @@ from batchwan.catalog.registry import DEFAULT_MODEL, REGISTRY, find_model, unkno
 from batchwan.catalog.rules import Rule, either, field_rules, shown, size_for_resolution
 from batchwan.catalog.spec import Frame, ModelSpec, tier_of_size
 from batchwan.checks.imagesource import ImageChecker, ImageVerdict
+from batchwan.collector import collector_paused
 from batchwan.errors import InputError
 from batchwan.jsontext import canonical_json
 from batchwan.sheet.headers import canonical_field, match_headers
 from batchwan.sheet.loader import Sheet, SheetStream, cell_text
-from batchwan.sheet.rows import collector_paused, has_readable_row
+from batchwan.sheet.rows import has_readable_row
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)

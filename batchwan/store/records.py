@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from batchwan.collector import collector_paused
 from batchwan.errors import StateError
 from batchwan.store.runlock import run_is_live
 from batchwan.store.schema import (
@@ -42,10 +43,12 @@ class Snapshot:
 
     def records(self) -> list[RowRecord]:
         """The sheet's rows with what the record knew of each, in sheet order."""
-        return [
-            _record(row, self.entries.get(row.key), self.notes.get(row.position))
-            for row in self.sheet_rows
-        ]
+        entries, notes = self.entries, self.notes
+        with collector_paused():  # one record per row, and no cycles among them
+            return [
+                _record(row, entries.get(row.key), notes.get(row.position))
+                for row in self.sheet_rows
+            ]
 
 
 def image_label(row: CheckedRow) -> str:

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from batchwan.collector import collector_paused
 from batchwan.errors import StateError
 from batchwan.pool.limits import CreateWindow, InFlight
 from batchwan.store.base import Claim
@@ -120,10 +121,11 @@ class SqliteStore:
             migrate(conn)
             conn.row_factory = None  # plain tuples: a big record is read row by row here
             from_params = TaskEntry.from_params
-            self._entries: dict[str, TaskEntry] = {
-                values[0]: from_params(values)
-                for values in conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks")
-            }
+            with collector_paused():  # one entry per row key, and no cycles among them
+                self._entries: dict[str, TaskEntry] = {
+                    values[0]: from_params(values)
+                    for values in conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks")
+                }
             self.meta: dict[str, str] = dict(conn.execute("SELECT name, value FROM meta"))
             conn.close()
         except (sqlite3.Error, OSError) as exc:
@@ -206,8 +208,9 @@ class SqliteStore:
 
         Returns warnings for rows whose content changed under an id that was already sent.
         """
-        plan = plan_sync(rows, costs, self._entries, self.meta.get("model", ""))
-        changed, recorded = self._changed_sheet_rows(plan.values)
+        with collector_paused():  # every row's stored values, and no cycles among them
+            plan = plan_sync(rows, costs, self._entries, self.meta.get("model", ""))
+            changed, recorded = self._changed_sheet_rows(plan.values)
         statements: list[Statement] = [_upsert(e) for e in plan.entries.values()]
         statements += [(_SHEET_ROW_SQL, v) for v in changed]
         if recorded > len(rows):  # the sheet got shorter
