@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from recordfactory import T0, record
 
 from batchwan.outputs.cells import as_text_cell, csv_text
-from batchwan.outputs.results import _layout, _typed_rows, results_text
+from batchwan.outputs.results import _layout, _typed_rows, results_table, results_text
 from batchwan.values import RowRecord, Status
 
 _DATA = "data:image/png;base64," + "A" * 100
@@ -59,3 +59,15 @@ def test_plain_rows_render_as_csv_text_over_the_typed_table() -> None:
         record(i, submitted_at=T0, finished_at=T0 + timedelta(seconds=i)) for i in range(1, 50)
     ]
     assert results_text(records) == _plain_text(records, [])
+
+
+def test_the_table_of_a_refresh_is_csv_text_over_the_typed_table() -> None:
+    """A refresh renders a few rows under fixed request columns, the usual ones or not."""
+    records = _awkward()
+    usual = ["model", "prompt", "image", "resolution", "duration", "seed", "size", "audio"]
+    for part, columns in ((records, usual), (records[1:3], ["prompt"])):
+        _, request_columns, own = _layout(part, ["note"], columns)
+        typed = _typed_rows(part, request_columns, own)
+        assert results_table(part, ["note"], columns)[1] == [
+            [csv_text(c) for c in row] for row in typed
+        ]

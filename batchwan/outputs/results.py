@@ -233,8 +233,8 @@ def results_table(
 ) -> tuple[list[str], list[list[str]]]:
     """The header and rows of results.csv, every cell (the header too) safe to open in a
     spreadsheet, plain numbers left as numbers."""
-    header, rows = typed_table(records, extra_columns, request_columns)
-    return [as_text_cell(name) for name in header], [list(map(csv_text, row)) for row in rows]
+    header, request_columns, own = _layout(records, extra_columns, request_columns)
+    return [as_text_cell(name) for name in header], list(_text_rows(records, request_columns, own))
 
 
 def results_text(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()) -> str:
