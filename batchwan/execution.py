@@ -66,9 +66,7 @@ def open_ledger(
         lost = ledger.recover(resubmit_unknown=resubmit_unknown, retry_failed=retry_failed)
         # A row of unknown price is recorded at 0.0: the plan says so, and under a ceiling it
         # is held back before it gets here (pricing.hold_unpriced).
-        costs = [
-            (row_cost(row, prices) or 0.0) if row.status is Status.PENDING else 0.0 for row in rows
-        ]
+        costs = _costs(rows, prices)
         warnings = ledger.sync_sheet(rows, costs, extra_columns)
     except BaseException:
         ledger.close()
@@ -77,6 +75,23 @@ def open_ledger(
         warnings.insert(0, f"{lost} row(s) had a create on the wire when the last run stopped; "
                         "they are now `unknown` (see --resubmit-unknown)")  # fmt: skip
     return ledger, warnings
+
+
+def _costs(rows: Sequence[CheckedRow], prices: PriceBook | dict[str, float]) -> list[float]:
+    """Each row's estimated USD (0.0 for rows not to be sent), worked out once per kind of row:
+    a big sheet has few (model, resolution, duration) among its rows."""
+    known: dict[tuple[str, str, int], float] = {}
+    costs = []
+    for row in rows:
+        if row.status is not Status.PENDING:
+            costs.append(0.0)
+            continue
+        kind = (row.model, row.resolution, row.duration)
+        cost = known.get(kind)
+        if cost is None:
+            cost = known[kind] = row_cost(row, prices) or 0.0
+        costs.append(cost)
+    return costs
 
 
 def run_view(source: Store | Snapshot) -> RunView:

@@ -35,12 +35,11 @@ def unpriced_note(row: CheckedRow) -> str:
 
 def unpriced(rows: Sequence[CheckedRow], prices: PriceBook | Mapping[str, float]) -> list[str]:
     """``model at resolution`` for each price the valid rows need and nobody knows, sorted."""
+    book = book_of(prices)
+    # A row's price is known or not by its model and resolution: each pair is looked up once.
+    kinds = {(row.model, row.resolution) for row in rows if row.status is Status.PENDING}
     return sorted(
-        {
-            f"{row.model} at {row.resolution}"
-            for row in rows
-            if row.status is Status.PENDING and row_cost(row, prices) is None
-        }
+        {f"{model} at {tier}" for model, tier in kinds if book.per_second(model, tier) is None}
     )
 
 

@@ -228,6 +228,35 @@ def test_a_rerun_adding_rows_writes_only_the_new_rows(tmp_path: Path) -> None:
         store.close()
 
 
+def _sheet_rows(run_dir: Path) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(run_dir / "state.db")) as conn:
+        return conn.execute(
+            "SELECT position, key, cost FROM sheet_rows ORDER BY position"
+        ).fetchall()
+
+
+def test_a_sheet_shorter_or_changed_in_the_middle_is_recorded_as_read(tmp_path: Path) -> None:
+    """Rows cut from the end of the sheet leave the record; a row changed in the middle is
+    written again, the rows around it are not."""
+    run_dir = tmp_path / "run"
+    rows = checked_rows(tmp_path, 30)
+    open_sqlite(run_dir, rows).close()
+    store = SqliteStore(run_dir)
+    try:
+        store.claim(tmp_path / "sheet.csv", "wan2.5-i2v-preview")
+        before = store.writes
+        costs = [0.25] * 20
+        costs[9] = 0.75  # the record held 0.25 for every row
+        store.sync_sheet(rows[:20], costs, [])
+        assert store.writes - before <= 2 + 10  # row 10 and its entry, the 10 rows cut off
+        recorded = _sheet_rows(run_dir)
+        assert [r[0] for r in recorded] == list(range(1, 21))
+        assert [r[2] for r in recorded] == costs
+        assert [r[1] for r in recorded] == [row.key for row in rows[:20]]
+    finally:
+        store.close()
+
+
 def test_unknown_rows_sent_again_keep_their_first_cost_counted(tmp_path: Path) -> None:
     """An unknown row reopened with --resubmit-unknown still counts its first attempt."""
     run_dir = tmp_path / "run"
@@ -295,3 +324,23 @@ def test_a_reopened_store_reads_back_every_field_of_its_entries(tmp_path: Path) 
         assert again.entry(store.sheet_rows[1].key).status is Status.PENDING
     finally:
         again.close()
+
+
+def test_records_built_at_once_equal_those_the_dataclass_builds() -> None:
+    """A record made by filling its fields at once is the RowRecord its constructor makes:
+    equal, same fields and hash, still frozen."""
+    import dataclasses
+
+    from batchwan.store.records import _new_record
+    from batchwan.values import RowRecord
+
+    values = [f"value of {f.name}" for f in dataclasses.fields(RowRecord)]
+    made, plain = _new_record(*values), RowRecord(*values)  # type: ignore[arg-type]
+    assert made == plain
+    assert repr(made) == repr(plain)
+    assert hash(made) == hash(plain)
+    assert dataclasses.asdict(made) == dataclasses.asdict(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.key = "other"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="shorter"):
+        _new_record(*values[:-1])

@@ -18,9 +18,8 @@ import base64
 import dataclasses
 import functools
 import hashlib
-import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,12 @@ from batchwan.catalog.registry import DEFAULT_MODEL, REGISTRY, find_model, unkno
 from batchwan.catalog.rules import Rule, either, field_rules, shown, size_for_resolution
 from batchwan.catalog.spec import Frame, ModelSpec, tier_of_size
 from batchwan.checks.imagesource import ImageChecker, ImageVerdict
+from batchwan.collector import collector_paused
 from batchwan.errors import InputError
+from batchwan.jsontext import canonical_json
 from batchwan.sheet.headers import canonical_field, match_headers
 from batchwan.sheet.loader import Sheet, SheetStream, cell_text
-from batchwan.sheet.rows import collector_paused, has_readable_row
+from batchwan.sheet.rows import has_readable_row
 from batchwan.values import API_FIELDS, CheckedRow, JobSpec, RowIssue, SheetRow, Status
 
 log = logging.getLogger(__name__)
@@ -107,31 +108,6 @@ def content_hash(
         canonical["model"] = model
     blob = canonical_json(canonical)
     return hashlib.sha256(blob.encode("ascii")).hexdigest()
-
-
-def _canonical_encoder() -> Callable[[dict[str, Any]], str]:
-    """``json.dumps(value, sort_keys=True, separators=(",", ":"))``, with its encoder made once.
-
-    json.dumps builds a new encoder on every call, and so does JSONEncoder.encode for its C
-    part: a fifth of a row's check. Requests are flat, so no check for cycles is needed.
-    """
-    reference = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # a Python without the C accelerator
-        return reference.encode
-    chunks = make(
-        None, reference.default, json.encoder.encode_basestring_ascii, None, ":", ",",
-        True, False, True,
-    )  # fmt: skip  # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
-
-    def encode(value: dict[str, Any]) -> str:
-        return "".join(chunks(value, 0))
-
-    return encode
-
-
-#: The canonical JSON text of a request, as its content hash reads it.
-canonical_json = _canonical_encoder()
 
 
 def _takers(name: str) -> str:

@@ -136,9 +136,9 @@ def _checked(
     """Every row checked as it is read (with ``urls``, all of them once their remote files are
     fetched); what was guessed in reading the sheet is said on stderr first."""
     from batchwan.cli.sheet import print_notes  # it imports this module's summary
+    from batchwan.collector import collector_paused
     from batchwan.pipeline import stream_source
     from batchwan.sheet.jobfile import load_source
-    from batchwan.sheet.rows import collector_paused
 
     if report is not None:
         for given in (source, load_source(source).sheet):

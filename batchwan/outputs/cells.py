@@ -28,12 +28,12 @@ def is_plain_number(text: str) -> bool:
 
 
 #: The first characters of a cell that a spreadsheet may run (``_FORMULA_STARTS``), as a set.
-_FORMULA_FIRST = frozenset(_FORMULA_STARTS)
+FORMULA_FIRST = frozenset(_FORMULA_STARTS)
 
 
 def as_text_cell(value: str) -> str:
     """Make a cell that a spreadsheet would run as a formula show as text instead."""
-    if value[:1] not in _FORMULA_FIRST or is_plain_number(value):
+    if value[:1] not in FORMULA_FIRST or is_plain_number(value):
         return value
     return "'" + value
 
@@ -66,7 +66,7 @@ def csv_text(value: Cell) -> str:
     """A typed cell as results.csv writes it."""
     # Most cells are text or whole numbers: those first (this runs for every cell of a sheet).
     if type(value) is str:
-        return value if value[:1] not in _FORMULA_FIRST else as_text_cell(value)
+        return value if value[:1] not in FORMULA_FIRST else as_text_cell(value)
     if type(value) is int:  # a whole number is never a formula, negative ones included
         return str(value)
     if value is None:

@@ -33,18 +33,22 @@ class Group:
 
     def add(self, r: RowRecord) -> None:
         """Count one row in."""
+        # Each field read once: this runs for every row of a big sheet, once per breakdown.
+        status = r.status
         self.rows += 1
-        self.counts[r.status.value] += 1
-        if r.status in (Status.INVALID, Status.DUPLICATE):
+        self.counts[status.value] += 1
+        if status is Status.INVALID or status is Status.DUPLICATE:
             return
+        cost = r.cost
         self.video_seconds += r.duration
-        self.estimated += r.cost
-        if r.status in COMMITTED:
-            self.committed += r.cost
-        if r.status is Status.SUCCEEDED:
-            self.spent += r.cost
-            if r.submitted_at and r.finished_at:
-                self.renders.append((r.finished_at - r.submitted_at).total_seconds())
+        self.estimated += cost
+        if status in COMMITTED:
+            self.committed += cost
+        if status is Status.SUCCEEDED:
+            self.spent += cost
+            submitted, finished = r.submitted_at, r.finished_at
+            if submitted and finished:
+                self.renders.append((finished - submitted).total_seconds())
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Group:

@@ -12,14 +12,15 @@ import io
 import json
 import math
 import os
+import re
 import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from batchwan.atomic import atomic_writer, write_text_atomic
-from batchwan.outputs.cells import Cell, as_text_cell, csv_text, request_value
+from batchwan.outputs.cells import FORMULA_FIRST, Cell, as_text_cell, csv_text, request_value
 from batchwan.outputs.groups import breakdowns, stored_group_by
 from batchwan.values import COMMITTED, RowRecord, RunLine, Status
 
@@ -55,6 +56,9 @@ OPTIONAL_REQUEST_COLUMNS: tuple[str, ...] = (
 )
 #: After the request: the row's cost and its line in the spreadsheet program.
 TAIL_COLUMNS: tuple[str, ...] = ("cost", "line")
+
+#: What makes csv.writer quote a cell (besides the comma): a quote or a line break.
+_NEEDS_QUOTES = re.compile(r'["\r\n]')
 
 
 def _request_columns(records: Sequence[RowRecord]) -> list[str]:
@@ -144,6 +148,70 @@ def _typed_rows(
         ]
 
 
+def _text_rows(
+    records: Iterable[RowRecord], request_columns: Sequence[str], own: Sequence[str]
+) -> Iterator[list[str]]:
+    """``csv_text`` of every cell of ``_typed_rows``, made as it is asked for.
+
+    The same text, with the work per cell cut: this runs for every cell of a big sheet. Text
+    that cannot start a formula is taken as it is, a time is rendered once per distinct second
+    and an amount once per distinct value; the usual request fields are read inline, and only
+    unusual values take ``_request_cell``.
+    """
+    usual = tuple(request_columns[: len(REQUEST_COLUMNS)]) == REQUEST_COLUMNS
+    rest = request_columns[len(REQUEST_COLUMNS) :] if usual else request_columns
+    formula_first = FORMULA_FIRST
+    times: dict[datetime, str] = {}  # UTC times to the second: a few hundred in a big run
+    costs: dict[float, str] = {}  # a row's cost: a few amounts in a big run
+
+    def when(value: datetime | None) -> Cell:
+        if value is None:
+            return None
+        if value.tzinfo is not UTC:  # only UTC times are kept: equal times of other zones
+            return csv_text(value)  # would share one text but not print the same
+        text = times.get(value)
+        if text is None:
+            text = times[value] = csv_text(value)
+        return text
+
+    for r in records:
+        cost: Cell = r.cost
+        if type(cost) is float and cost > 0.0:  # rounding a float is dear: once per amount
+            cost = costs.get(cost) or costs.setdefault(cost, csv_text(round(cost, 4)))
+        else:  # zero (0.0 and -0.0 are one key but two texts), or not a float
+            cost = round(r.cost, 4)
+        # Times and amounts above zero come rendered: their text starts with a digit (or is
+        # "inf"), never a formula, so the pass below leaves it as it is.
+        cells: list[Cell] = [
+            r.position, r.row_id, r.status.value, r.task_id, r.video_url, r.video_file, r.error,
+            r.attempts, when(r.submitted_at), when(r.finished_at),
+        ]  # fmt: skip
+        if usual:
+            req = r.request
+            prompt, image, seed = req.get("prompt"), req.get("image"), req.get("seed")
+            cells += (
+                r.model or _request_cell(r, "model"),
+                prompt if type(prompt) is str and prompt and prompt[:5] != "data:"
+                else _request_cell(r, "prompt"),
+                image if type(image) is str and image and image[:5] != "data:"
+                else _request_cell(r, "image"),
+                r.resolution,
+                r.duration,
+                None if seed is None else _request_cell(r, "seed"),
+            )  # fmt: skip
+        if rest:
+            cells += [_request_cell(r, name) for name in rest]
+        cells += (cost, r.line)
+        if own:
+            extra = r.extra
+            cells += [extra.get(name, "") for name in own]
+        yield [
+            c if type(c) is str and c[:1] not in formula_first
+            else "" if c is None else str(c) if type(c) is int else csv_text(c)
+            for c in cells
+        ]  # fmt: skip
+
+
 def typed_table(
     records: Sequence[RowRecord],
     extra_columns: Sequence[str] = (),
@@ -165,8 +233,8 @@ def results_table(
 ) -> tuple[list[str], list[list[str]]]:
     """The header and rows of results.csv, every cell (the header too) safe to open in a
     spreadsheet, plain numbers left as numbers."""
-    header, rows = typed_table(records, extra_columns, request_columns)
-    return [as_text_cell(name) for name in header], [list(map(csv_text, row)) for row in rows]
+    header, request_columns, own = _layout(records, extra_columns, request_columns)
+    return [as_text_cell(name) for name in header], list(_text_rows(records, request_columns, own))
 
 
 def results_text(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()) -> str:
@@ -175,8 +243,16 @@ def results_text(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([as_text_cell(name) for name in header])
-    rows = _typed_rows(records, request_columns, own)
-    writer.writerows(list(map(csv_text, row)) for row in rows)  # one row in memory at a time
+    write = buffer.write
+    for cells in _text_rows(records, request_columns, own):  # one row in memory at a time
+        line = ",".join(cells)
+        # Most rows need no quoting: their cells joined are the writer's line. A cell with a
+        # comma, a quote or a line break anywhere goes through the writer, which quotes it.
+        if line.count(",") == len(cells) - 1 and not _NEEDS_QUOTES.search(line):
+            write(line)
+            write("\r\n")
+        else:
+            writer.writerow(cells)
     return buffer.getvalue()
 
 

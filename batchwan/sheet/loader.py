@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from batchwan.collector import collector_paused
 from batchwan.errors import InputError
 from batchwan.sheet import textread
 from batchwan.sheet.rows import RowStream as RowStream  # re-exported: what a read gives
@@ -46,7 +47,6 @@ from batchwan.sheet.rows import SheetStream as SheetStream
 from batchwan.sheet.rows import (
     assemble,
     collect,
-    collector_paused,
     find_header,
     has_header,
     sheet_rows,

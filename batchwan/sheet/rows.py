@@ -5,13 +5,12 @@ a time (``SheetStream``). Shared by CSV, TSV and XLSX (see ``sheet.loader``)."""
 from __future__ import annotations
 
 import collections
-import contextlib
-import gc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchwan.collector import collector_paused
 from batchwan.errors import InputError
 from batchwan.sheet.headers import read_header
 from batchwan.sheet.textread import Record
@@ -162,22 +161,6 @@ def find_header(path: Path, records: Iterator[Record], unit: str, names: frozens
         seen.add(name)
     unnamed_at = [i for i, h in enumerate(header) if not h.strip()]
     return Header(columns, unnamed_at, early, header_notes)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a sheet's rows are built or checked.
-
-    A million rows are millions of new objects and no cycles: each collection pass walks all
-    of them again, which doubled the time to read a big sheet. Only resumed if it was running.
-    """
-    running = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if running:
-            gc.enable()
 
 
 #: Cells this short are shared between rows when equal (durations, resolutions, campaigns):

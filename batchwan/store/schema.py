@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,7 +115,11 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+# Times are kept to the second: a big record holds a few hundred distinct ones, each parsed
+# once (a datetime is immutable, so rows may share one).
+@functools.lru_cache(maxsize=1 << 12)
 def parse_iso(value: str | None) -> datetime | None:
+    """A time as the record keeps it (ISO 8601 with a Z), or None."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 

@@ -8,11 +8,11 @@ writes only the values that differ from what it holds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchwan.jsontext import plain_json
 from batchwan.store.records import image_label, request_as_sent
 from batchwan.store.schema import TaskEntry
 from batchwan.values import CheckedRow, Status
@@ -72,12 +72,13 @@ def plan_sync(
             )
         if note:
             out.notes[row.position] = note
+        image = image_label(row)
         out.values.append(
             (
                 row.position, row.key, row.row_id, row.status.value,
-                str(row.request.get("prompt", "")), image_label(row), cost, row.resolution,
-                row.duration, note, json.dumps(row.extra), row.model,
-                json.dumps(request_as_sent(row)), row.line,
+                str(row.request.get("prompt", "")), image, cost, row.resolution,
+                row.duration, note, plain_json(row.extra) if row.extra else "{}", row.model,
+                plain_json(request_as_sent(row, image)), row.line,
             )
         )  # fmt: skip
     return out

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from batchwan.collector import collector_paused
 from batchwan.errors import StateError
 from batchwan.pool.limits import CreateWindow, InFlight
 from batchwan.store.base import Claim
@@ -120,10 +121,11 @@ class SqliteStore:
             migrate(conn)
             conn.row_factory = None  # plain tuples: a big record is read row by row here
             from_params = TaskEntry.from_params
-            self._entries: dict[str, TaskEntry] = {
-                values[0]: from_params(values)
-                for values in conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks")
-            }
+            with collector_paused():  # one entry per row key, and no cycles among them
+                self._entries: dict[str, TaskEntry] = {
+                    values[0]: from_params(values)
+                    for values in conn.execute(f"SELECT {TASK_COLUMNS} FROM tasks")
+                }
             self.meta: dict[str, str] = dict(conn.execute("SELECT name, value FROM meta"))
             conn.close()
         except (sqlite3.Error, OSError) as exc:
@@ -177,11 +179,27 @@ class SqliteStore:
         )
         self.meta.update(updates)
 
-    def _recorded_sheet(self) -> dict[int, tuple[Any, ...]]:
+    def _changed_sheet_rows(
+        self, values: Sequence[tuple[Any, ...]]
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """(the rows of ``values`` that differ from the recorded ones, how many are recorded).
+
+        Both are in position order (the table's key): walked side by side, not looked up.
+        """
+        changed: list[tuple[Any, ...]] = []
         with contextlib.closing(connect(self.path, readonly=True)) as conn:
             conn.row_factory = None  # plain tuples, compared as they are with the new values
-            query = f"SELECT {', '.join(SHEET_COLUMNS)} FROM sheet_rows"
-            return {r[0]: r for r in conn.execute(query)}
+            query = f"SELECT {', '.join(SHEET_COLUMNS)} FROM sheet_rows ORDER BY position"
+            recorded = conn.execute(query)
+            count = 0
+            old = next(recorded, None)
+            for new in values:
+                while old is not None and old[0] < new[0]:
+                    old, count = next(recorded, None), count + 1
+                if old != new:
+                    changed.append(new)
+            count += sum(1 for _ in recorded) + (old is not None)
+        return changed, count
 
     def sync_sheet(
         self, rows: Sequence[CheckedRow], costs: Sequence[float], extra_columns: Sequence[str]
@@ -190,11 +208,12 @@ class SqliteStore:
 
         Returns warnings for rows whose content changed under an id that was already sent.
         """
-        recorded = self._recorded_sheet()
-        plan = plan_sync(rows, costs, self._entries, self.meta.get("model", ""))
+        with collector_paused():  # every row's stored values, and no cycles among them
+            plan = plan_sync(rows, costs, self._entries, self.meta.get("model", ""))
+            changed, recorded = self._changed_sheet_rows(plan.values)
         statements: list[Statement] = [_upsert(e) for e in plan.entries.values()]
-        statements += [(_SHEET_ROW_SQL, v) for v in plan.values if recorded.get(v[0]) != v]
-        if len(recorded) > len(rows):  # the sheet got shorter
+        statements += [(_SHEET_ROW_SQL, v) for v in changed]
+        if recorded > len(rows):  # the sheet got shorter
             statements.append(("DELETE FROM sheet_rows WHERE position > ?", (len(rows),)))
         columns = json.dumps(list(extra_columns))
         if self.meta.get("columns") != columns:
