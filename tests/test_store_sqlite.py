@@ -324,23 +324,3 @@ def test_a_reopened_store_reads_back_every_field_of_its_entries(tmp_path: Path) 
         assert again.entry(store.sheet_rows[1].key).status is Status.PENDING
     finally:
         again.close()
-
-
-def test_records_built_at_once_equal_those_the_dataclass_builds() -> None:
-    """A record made by filling its fields at once is the RowRecord its constructor makes:
-    equal, same fields and hash, still frozen."""
-    import dataclasses
-
-    from batchwan.store.records import _new_record
-    from batchwan.values import RowRecord
-
-    values = [f"value of {f.name}" for f in dataclasses.fields(RowRecord)]
-    made, plain = _new_record(*values), RowRecord(*values)  # type: ignore[arg-type]
-    assert made == plain
-    assert repr(made) == repr(plain)
-    assert hash(made) == hash(plain)
-    assert dataclasses.asdict(made) == dataclasses.asdict(plain)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        made.key = "other"  # type: ignore[misc]
-    with pytest.raises(ValueError, match="shorter"):
-        _new_record(*values[:-1])

@@ -9,7 +9,7 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,39 +77,21 @@ def request_as_sent(row: CheckedRow, image: str | None = None) -> dict[str, Any]
     return request
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(RowRecord))
-
-
-def _new_record(*values: Any) -> RowRecord:
-    """``RowRecord(*values)``, every field given in order, at a third of the cost.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``: for a big
-    sheet, a good part of building its records. This fills the instance's dict at once instead;
-    RowRecord has no ``__post_init__`` and no slots, so the result is the same (a test says so).
-    """
-    record = object.__new__(RowRecord)
-    record.__dict__.update(zip(_RECORD_FIELDS, values, strict=True))
-    return record
-
-
 def _record(row: CheckedRow, entry: TaskEntry | None, note: str | None = None) -> RowRecord:
     """One results row: the sheet's view of the row, with the record's view of its task."""
-    # Built in one go, each label once: this runs for every row of a big sheet.
+    # Each label made once: this runs for every row of a big sheet.
     image = image_label(row)
     request = request_as_sent(row, image)
     prompt = str(row.request.get("prompt", ""))
     if row.status is not Status.PENDING or entry is None:
-        return _new_record(
-            row.position, row.key, row.row_id, row.status, 0.0, row.resolution, row.duration,
-            prompt, image, None, None, None, note, 0, None, None, row.extra, row.model, request,
-            row.line,
+        return RowRecord(
+            position=row.position, key=row.key, row_id=row.row_id, status=row.status, cost=0.0,
+            resolution=row.resolution, duration=row.duration, prompt=prompt, image=image,
+            error=note, extra=row.extra, model=row.model, request=request, line=row.line,
         )  # fmt: skip
-    error = entry.error if not note else (f"{entry.error}; {note}" if entry.error else note)
-    return _new_record(
-        row.position, row.key, row.row_id, entry.status, entry.cost, entry.resolution,
-        entry.duration, prompt, image, entry.task_id, entry.video_url, entry.video_file, error,
-        entry.attempts, entry.submitted_at, entry.finished_at, row.extra, row.model, request,
-        row.line,
+    return _merged(
+        row.position, row.key, row.row_id, prompt, image, row.extra, entry, note,
+        model=row.model, request=request, line=row.line,
     )  # fmt: skip
 
 
@@ -130,10 +112,12 @@ def _merged(
     """A valid row's record: what the ledger knows, with any remark from reading the sheet."""
     error = entry.error if not note else (f"{entry.error}; {note}" if entry.error else note)
     # Built in one go (not built, then replaced): this runs for every row of a big sheet.
-    return _new_record(
-        position, key, row_id, entry.status, entry.cost, entry.resolution, entry.duration,
-        prompt, image, entry.task_id, entry.video_url, entry.video_file, error, entry.attempts,
-        entry.submitted_at, entry.finished_at, extra, model, request, line,
+    return RowRecord(
+        position=position, key=key, row_id=row_id, status=entry.status, cost=entry.cost,
+        resolution=entry.resolution, duration=entry.duration, prompt=prompt, image=image,
+        task_id=entry.task_id, video_url=entry.video_url, video_file=entry.video_file,
+        error=error, attempts=entry.attempts, submitted_at=entry.submitted_at,
+        finished_at=entry.finished_at, extra=extra, model=model, request=request, line=line,
     )  # fmt: skip
 
 
