@@ -267,7 +267,6 @@ class Runner:
         self._submitting = len(submitters)
         for task in submitters:
             task.add_done_callback(self._submitter_done)
-            task.add_done_callback(self._worker_done)
         try:
             await self._finish()
         finally:
@@ -309,16 +308,18 @@ class Runner:
         task = asyncio.create_task(self._contained(coro, entry))
         self._followers.add(task)
         task.add_done_callback(self._follower_done)
-        task.add_done_callback(self._worker_done)
 
+    # One callback per ended task, not two: each is a call scheduled on the loop.
     def _follower_done(self, task: asyncio.Task[None]) -> None:
         self._followers.discard(task)
         if not self._followers:
             self._progress.set()
+        self._worker_done(task)
 
     def _submitter_done(self, task: asyncio.Task[None]) -> None:
         self._submitting -= 1
         self._progress.set()
+        self._worker_done(task)
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         """A worker that died of an error stops the run; it must never fail silently."""
@@ -650,9 +651,11 @@ class Runner:
         where = f"row {row.position}" if row else f"task {entry.task_id}"
         if info.state is TaskState.SUCCEEDED and info.videos:
             await self.ledger.task_finished(entry.key, Status.SUCCEEDED, video_url=info.videos[0])
-            entry = self.ledger.entry(entry.key)
             self._emit(RunEvent("finished", f"{where}: succeeded", Status.SUCCEEDED))
             log.info("%s: task %s succeeded (trace %s)", where, entry.task_id, info.trace_id)
+            if not self.options.download:
+                return
+            entry = self.ledger.entry(entry.key)  # as just recorded, with its video's URL
             if self._download_due(entry):
                 # Its own follower: the place in flight is free already, and a lookup worker
                 # must not wait on a busy disk or video host.

@@ -125,17 +125,13 @@ class Client:
         return await self._downloader.download(url, dest, sync_folder=sync_folder)
 
     async def _call(self, op: Operation, request: Request, task_id: str | None) -> TaskInfo:
-        started = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         answer = await self._transport.call(op, request)
         trace_id = self._provider.trace_id(answer.headers)
-        _log.debug(
-            "%s %s -> %s (%.3f s, trace %s)",
-            request.method,
-            request.path,
-            answer.status,
-            asyncio.get_running_loop().time() - started,
-            trace_id or "-",
-        )
+        if _log.isEnabledFor(logging.DEBUG):  # run.log keeps INFO: most runs never time a call
+            _log.debug("%s %s -> %s (%.3f s, trace %s)", request.method, request.path,
+                       answer.status, loop.time() - started, trace_id or "-")  # fmt: skip
         if not 200 <= answer.status < 300:
             error = self._provider.classify(
                 op, answer.status, answer.body, answer.headers, task_id=task_id, where=request.path

@@ -27,7 +27,7 @@ import aiohttp
 from batchwan.errors import ApiError, DiskFull, VideoRefused
 from batchwan.provider.base import Provider, clean_text
 from batchwan.provider.finisher import FileFinisher
-from batchwan.provider.transport import MB, Deadline, Limits, read_capped, transport_error
+from batchwan.provider.transport import MB, Limits, read_capped, transport_error
 
 _log = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ class Downloader:
         can cover many files).
         """
         part = dest.with_name(dest.name + ".part")
-        deadline = Deadline(self._limits.download_deadline)
+        seconds = self._limits.download_deadline
+        deadline = asyncio.timeout(seconds)
         try:
             async with deadline:
                 size = await self._follow(url, _PartFile(part, dest, sync_folder))
@@ -168,7 +169,8 @@ class Downloader:
             shown = loggable_url(url)
             _log.debug("GET %s -> %s", shown, type(exc).__name__)
             await asyncio.to_thread(_remove, part)
-            raise transport_error("download", exc, shown, deadline) from exc
+            expired = seconds if deadline.expired() else None
+            raise transport_error("download", exc, shown, expired_after=expired) from exc
         except OSError as exc:
             await asyncio.to_thread(_remove, part)
             if exc.errno == errno.ENOSPC:

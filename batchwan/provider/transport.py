@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -52,7 +51,7 @@ class Limits:
         }[op]
 
     def timeout(self, op: Operation | None = None) -> aiohttp.ClientTimeout:
-        """The per-read timeouts; the total deadline is kept by the caller (see ``Deadline``).
+        """The per-read timeouts; the total deadline is kept by the caller (``Transport.call``).
 
         A call whose whole deadline is no longer than the read timeout needs no read timer of
         its own (aiohttp would set one again for every chunk it reads).
@@ -99,25 +98,6 @@ class Answer:
     cut: bool  # the body was longer than the cap and was not read to its end
 
 
-class Deadline:
-    """A total deadline for one call, telling its own expiry from aiohttp's read timeout."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._scope = asyncio.timeout(seconds)
-
-    async def __aenter__(self) -> Deadline:
-        await self._scope.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self._scope.__aexit__(*exc_info)
-
-    def expired(self) -> bool:
-        """True when it was this deadline, not a read timeout, that ended the call."""
-        return self._scope.expired()
-
-
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
     """The body up to ``cap`` bytes, and whether there was more (the rest is never read)."""
     if resp.content_length is not None:  # the body cannot run past its stated length
@@ -148,7 +128,10 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.limits = limits
         self._api_key = api_key or None
-        self._timeouts = {op: limits.timeout(op) for op in ("create", "get", "download")}
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        ops: tuple[Operation, ...] = ("create", "get", "download")
+        self._timeouts = {op: limits.timeout(op) for op in ops}
+        self._deadlines = {op: limits.deadline(op) for op in ops}
 
     @property
     def has_key(self) -> bool:
@@ -157,10 +140,10 @@ class Transport:
 
     async def call(self, op: Operation, request: Request) -> Answer:
         """Send one request; raise ``TransportError`` when no answer came in time."""
-        headers = {"Accept": "application/json", **request.headers}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        deadline = Deadline(self.limits.deadline(op))
+        headers = {"Accept": "application/json", **request.headers, **self._auth}
+        seconds = self._deadlines[op]
+        # The total deadline: aiohttp's own timeouts cover only each connect and read.
+        deadline = asyncio.timeout(seconds)
         try:
             async with (
                 deadline,
@@ -177,7 +160,8 @@ class Transport:
                 return Answer(resp.status, resp.headers, body, cut)
         except (aiohttp.ClientError, TimeoutError) as exc:
             _log.debug("%s %s -> %s", request.method, request.path, type(exc).__name__)
-            raise transport_error(op, exc, request.path, deadline) from exc
+            expired = seconds if deadline.expired() else None
+            raise transport_error(op, exc, request.path, expired_after=expired) from exc
 
     def scrub(self, text: str) -> str:
         """``text`` without the key: a provider that echoes the request must not leak it."""
@@ -187,13 +171,17 @@ class Transport:
 
 
 def transport_error(
-    op: Operation, exc: BaseException, where: str, deadline: Deadline | None = None
+    op: Operation, exc: BaseException, where: str, *, expired_after: float | None = None
 ) -> TransportError:
-    """Map an aiohttp or timeout failure; a create is safe only if it never connected."""
+    """Map an aiohttp or timeout failure; a create is safe only if it never connected.
+
+    ``expired_after``: the seconds of the call's total deadline when that deadline, not a read
+    timeout, ended it.
+    """
     never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
     safe = op != "create" or never_sent
-    if deadline is not None and deadline.expired():
-        what = f"gave up after the {deadline.seconds:g} s deadline waiting for the answer from"
+    if expired_after is not None:
+        what = f"gave up after the {expired_after:g} s deadline waiting for the answer from"
     elif isinstance(exc, aiohttp.ConnectionTimeoutError):
         what = "timed out connecting to"
     elif isinstance(exc, aiohttp.ClientConnectorDNSError):

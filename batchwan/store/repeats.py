@@ -177,21 +177,17 @@ class RepeatIndex:
         """
         loop = asyncio.get_running_loop()
         written: asyncio.Future[None] = loop.create_future()
-        settled: asyncio.Future[None] = loop.create_future()
+        self._writer.submit(Batch(statements, loop, written, side=self._side, on_error=self._warn))
+        return written
 
-        def settle(done: asyncio.Future[None]) -> None:
-            if (exc := done.exception()) is not None and not self._warned:
-                self._warned = True
-                log.warning(
-                    "could not write %s (%s): sends from now on may not be seen by other runs",
-                    self.path, exc,
-                )  # fmt: skip
-            if not settled.done():
-                settled.set_result(None)
-
-        written.add_done_callback(settle)
-        self._writer.submit(Batch(statements, loop, written, side=self._side))
-        return settled
+    def _warn(self, exc: StateError) -> None:
+        """Say once that the index could not be written (called on the writer's thread)."""
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "could not write %s (%s): sends from now on may not be seen by other runs",
+                self.path, exc,
+            )  # fmt: skip
 
     def about_to_send(self, row: CheckedRow, run_dir: Path) -> asyncio.Future[None]:
         """Say, durably, that this row's create is about to go out (queued at once)."""

@@ -24,7 +24,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,9 @@ class Batch:
     waiter: Any  # an asyncio.Future on ``loop``, or a _Done for a thread
     critical: bool = False
     side: SideFile | None = None  # None: the record itself
+    # Given: a failure is told to it (on the writer's thread) and the waiter settles without
+    # one, for a write its callers may go on without (the machine's index of sends).
+    on_error: Callable[[StateError], None] | None = None
 
 
 class Done(threading.Event):
@@ -236,6 +239,9 @@ def settle_all(work: list[tuple[Batch, BaseException | None]]) -> None:
     """
     by_loop: dict[asyncio.AbstractEventLoop, Settled] = {}
     for batch, error in work:
+        if error is not None and batch.on_error is not None:
+            batch.on_error(_failure(error))
+            error = None
         if batch.loop is None:  # a thread waiting on a Done
             batch.waiter.error = error
             batch.waiter.set()
@@ -253,7 +259,12 @@ def _settle_futures(futures: Settled) -> None:
             continue
         if error is None:
             future.set_result(None)
-        elif isinstance(error, StateError):
-            future.set_exception(StateError(str(error)))
         else:
-            future.set_exception(StateError(f"could not write the run's record: {error!r}"))
+            future.set_exception(_failure(error))
+
+
+def _failure(error: BaseException) -> StateError:
+    """What a caller is told of a failed commit (a new exception for each caller)."""
+    if isinstance(error, StateError):
+        return StateError(str(error))
+    return StateError(f"could not write the run's record: {error!r}")
