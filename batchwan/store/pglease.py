@@ -67,6 +67,12 @@ class Heartbeat:
 def hand_back(conn: Any, run: str, runner: str) -> None:
     """A clean exit: rows still mid-send become unknown, running tasks go to whoever is next."""
     with conn.transaction():
+        # Its rows locked in key order first, as every statement that locks many rows of the
+        # run does: two transactions locking the same rows in different orders deadlock.
+        conn.execute(
+            "SELECT key FROM bw_tasks WHERE run = %s AND owner = %s ORDER BY key FOR UPDATE",
+            (run, runner),
+        )
         conn.execute(
             "UPDATE bw_tasks SET sending = FALSE, status = 'unknown', error = %s, owner = NULL "
             "WHERE run = %s AND owner = %s AND sending",
@@ -84,6 +90,12 @@ def adopt(conn: Any, run: str, runner: str) -> tuple[int, int]:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (run,))
         expired = "SELECT runner FROM bw_runners WHERE run = %s AND lease < now()"
         dead = [r["runner"] for r in conn.execute(expired, (run,))]
+        conn.execute(  # the rows to take over, locked in key order first (see hand_back)
+            "SELECT key FROM bw_tasks WHERE run = %s AND (owner IS NULL OR owner = ANY(%s)) "
+            "AND (sending OR status = 'running' OR (status = 'succeeded' AND video_file IS NULL "
+            "AND video_url IS NOT NULL)) ORDER BY key FOR UPDATE",
+            (run, dead),
+        )
         lost = conn.execute(
             "UPDATE bw_tasks SET sending = FALSE, status = 'unknown', error = %s, owner = NULL "
             "WHERE run = %s AND sending AND (owner IS NULL OR owner = ANY(%s))",

@@ -189,7 +189,9 @@ class PostgresStore:
                 for r in conn.execute("SELECT * FROM bw_sheet_rows WHERE run = %s", (self.run,))
             }
         plan = plan_sync(rows, costs, self._cache, self.meta.get("model", ""))
-        tasks = [[self.run, *_params(e)] for e in plan.entries.values()]
+        # In key order, as every statement that locks many rows of the run does: two runners
+        # locking the same rows in different orders would deadlock (settle_pending, below).
+        tasks = [[self.run, *_params(plan.entries[key])] for key in sorted(plan.entries)]
         sheet = [(self.run, *v) for v in plan.values if recorded.get(v[0]) != v]
         columns = json.dumps(list(extra_columns))
         with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -230,6 +232,12 @@ class PostgresStore:
             "finished_at = NULL, submitted_at = NULL, error = NULL"
         )
         with self.connection() as conn, conn.transaction():
+            if resubmit_unknown or retry_failed:  # locked in key order first (see sync_sheet)
+                conn.execute(
+                    "SELECT key FROM bw_tasks WHERE run = %s AND ((status = 'unknown' AND %s "
+                    "AND NOT sending) OR (status = 'failed' AND %s)) ORDER BY key FOR UPDATE",
+                    (self.run, resubmit_unknown, retry_failed),
+                )
             if resubmit_unknown:
                 conn.execute(
                     f"UPDATE bw_tasks SET {reset}, prior_cost = prior_cost + cost "
@@ -379,10 +387,14 @@ class PostgresStore:
 
         def run() -> None:
             with self.connection() as conn:
+                # The rows locked in key order first, as sync_sheet writes them: an UPDATE
+                # alone locks them in whatever order its scan meets them.
                 conn.execute(
-                    "UPDATE bw_tasks SET error = %s WHERE run = %s AND key = ANY(%s) "
+                    "UPDATE bw_tasks SET error = %s WHERE run = %s AND key IN ("
+                    "SELECT key FROM bw_tasks WHERE run = %s AND key = ANY(%s) "
+                    "AND status = 'pending' AND NOT sending ORDER BY key FOR UPDATE) "
                     "AND status = 'pending' AND NOT sending",
-                    (error, self.run, wanted),
+                    (error, self.run, self.run, wanted),
                 )
             self._reload()
 
