@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import psycopg
@@ -124,6 +125,40 @@ async def test_a_dead_runners_tasks_are_adopted_and_its_sends_become_unknown(
         b.close()
         a._executor.shutdown()
         a._pool.close()
+
+
+async def test_settling_pending_rows_never_deadlocks_with_a_runner_recording_the_sheet(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A runner marking its pending rows (its budget reached) while another transaction locks
+    the same rows in key order, as recording the sheet does, waits for it instead of
+    deadlocking. The rows lie in the table against key order and every scan is sequential, so
+    an UPDATE that locked rows as its scan met them would take the second key first."""
+    from tests.storehelpers import checked_rows
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for plan in ("enable_indexscan", "enable_bitmapscan"):
+            conn.execute(f'ALTER DATABASE "{conn.info.dbname}" SET {plan} = off')
+    rows = checked_rows(tmp_path, 2)
+    store = _runner(pg_url, tmp_path / "a", rows)
+    first, second = sorted(r.key for r in rows)
+    try:
+        with psycopg.connect(pg_url) as other:
+            # A new version of the first key's row: it now lies after the second's.
+            other.execute("UPDATE bw_tasks SET error = NULL WHERE key = %s", (first,))
+            other.commit()
+            lock = "SELECT 1 FROM bw_tasks WHERE key = %s FOR UPDATE"
+            other.execute(lock, (first,))
+            settling = asyncio.ensure_future(store.settle_pending([first, second], "not sent"))
+            await asyncio.sleep(0.5)  # it waits for the first key, holding no other
+            other.execute(lock, (second,))  # a deadlock is told here, or to the settling runner
+            other.commit()
+        await asyncio.wait_for(settling, 10)
+        with psycopg.connect(pg_url) as conn:
+            errors = conn.execute("SELECT error FROM bw_tasks ORDER BY key").fetchall()
+        assert errors == [("not sent",), ("not sent",)]
+    finally:
+        store.close()
 
 
 async def test_a_runner_that_downloads_waits_for_the_videos_other_runners_are_fetching(
