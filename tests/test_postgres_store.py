@@ -127,6 +127,34 @@ async def test_a_dead_runners_tasks_are_adopted_and_its_sends_become_unknown(
         a._pool.close()
 
 
+async def test_a_dead_runners_tasks_do_not_hold_the_places_of_the_live_ones(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Runner A dies with a task running: it stays open for whoever adopts it later, but the
+    in-flight limit counts only what live runners follow, so runner B (concurrency 1) can
+    still send; before, crashes could fill every place and stop every runner for good."""
+    from batchwan.store.base import Claim
+    from batchwan.store.pglimits import open_tasks, tasks_in_flight
+    from tests.storehelpers import checked_rows
+
+    rows = checked_rows(tmp_path, 2)
+    keys = [r.key for r in rows]
+    a = _runner(pg_url, tmp_path / "a", rows)
+    await a.begin_create(keys[0])
+    await a.create_accepted(keys[0], "task-a")
+    _expire(pg_url, a)
+    b = PostgresStore(pg_url, tmp_path / "b" / "spring")
+    try:
+        b.limits(1, 10.0)  # concurrency 1 across the run
+        assert (open_tasks(b), tasks_in_flight(b)) == (1, 0)
+        assert await b.begin_create(keys[1]) is Claim.SENDING
+        assert tasks_in_flight(b) == 1
+    finally:
+        b.close()
+        a._executor.shutdown()
+        a._pool.close()
+
+
 async def test_settling_pending_rows_never_deadlocks_with_a_runner_recording_the_sheet(
     tmp_path: Path, pg_url: str
 ) -> None:

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 _RECHECK = 0.05
 #: The rows of a run that count as tasks in flight.
 OPEN = "(sending OR status = 'running')"
+#: Of those, the ones a live runner follows: what the in-flight limit counts. A dead runner's
+#: tasks (or those handed back) are followed once a runner adopts them, when it is done with
+#: its own rows; counted meanwhile, a few crashes could fill every place and stop the run.
+FOLLOWED = (
+    f"{OPEN} AND owner IN (SELECT runner FROM bw_runners r WHERE r.run = bw_tasks.run "
+    "AND r.lease >= now())"
+)
 
 
 def open_tasks(store: PostgresStore) -> int:
@@ -29,6 +36,15 @@ def open_tasks(store: PostgresStore) -> int:
     with store.connection() as conn:
         (row,) = conn.execute(
             f"SELECT count(*) AS n FROM bw_tasks WHERE run = %s AND {OPEN}", (store.run,)
+        )
+    return int(row["n"])
+
+
+def tasks_in_flight(store: PostgresStore) -> int:
+    """Tasks of the run being sent or running that live runners follow (see ``FOLLOWED``)."""
+    with store.connection() as conn:
+        (row,) = conn.execute(
+            f"SELECT count(*) AS n FROM bw_tasks WHERE run = %s AND {FOLLOWED}", (store.run,)
         )
     return int(row["n"])
 
@@ -101,7 +117,7 @@ class SharedInFlight(InFlight):
         return True
 
     async def _full(self) -> bool:
-        return bool(await self._store.call(open_tasks, self._store) >= self.limit)
+        return bool(await self._store.call(tasks_in_flight, self._store) >= self.limit)
 
     async def release(self) -> None:
         """The database already counts the row as done or not sent; only the local count."""

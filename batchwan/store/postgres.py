@@ -31,7 +31,7 @@ from batchwan.pool.limits import CreateWindow, InFlight
 from batchwan.store.base import Claim
 from batchwan.store.pglease import Heartbeat, adopt, hand_back, register
 from batchwan.store.pglimits import (
-    OPEN,
+    FOLLOWED,
     SharedCreateWindow,
     SharedInFlight,
     open_tasks,
@@ -328,7 +328,8 @@ class PostgresStore:
                 return None if still["n"] else Claim.TAKEN
             if self._concurrency is not None:
                 (n,) = conn.execute(
-                    f"SELECT count(*) AS n FROM bw_tasks WHERE run = %s AND {OPEN}", (self.run,)
+                    f"SELECT count(*) AS n FROM bw_tasks WHERE run = %s AND {FOLLOWED}",
+                    (self.run,),
                 )
                 if n["n"] >= self._concurrency:
                     return None
