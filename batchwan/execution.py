@@ -12,7 +12,13 @@ from pathlib import Path
 
 from batchwan.catalog.prices import PriceBook
 from batchwan.checks.validation import build_body
-from batchwan.outputs.results import run_summary, write_results_csv, write_summary
+from batchwan.outputs.results import (
+    RESULTS_FILE,
+    run_summary,
+    write_results_csv,
+    write_results_text,
+    write_summary,
+)
 from batchwan.outputs.runview import RunView
 from batchwan.pool.refresh import FreshRecords
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
@@ -26,7 +32,7 @@ from batchwan.store.repeats import RepeatIndex
 from batchwan.store.schema import iso_utc, now_utc
 from batchwan.store.sqlite import SqliteStore
 from batchwan.store.writer import Writer
-from batchwan.values import CheckedRow, Status
+from batchwan.values import CheckedRow, RowRecord, Status
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +100,22 @@ def _costs(rows: Sequence[CheckedRow], prices: PriceBook | dict[str, float]) -> 
     return costs
 
 
-def run_view(source: Store | Snapshot) -> RunView:
-    """The rows and summary of the run as the record holds them now, built once."""
-    records = source.records()
+def run_view(source: Store | Snapshot, records: list[RowRecord] | None = None) -> RunView:
+    """The rows and summary of the run as the record holds them now (or as ``records``, when
+    built already), built once."""
+    records = source.records() if records is None else records
     meta = {**source.meta, "updated_at": iso_utc(now_utc()) or ""}
     summary = run_summary(records, meta, source.run_dir, source.committed_cost())
     return RunView(source.run_dir, records, meta, summary)
 
 
-def write_view(view: RunView) -> None:
-    """Bring results.csv and summary.json up to date with ``view``, each in one step."""
-    write_results_csv(view.run_dir, view.records, view.columns)
+def write_view(view: RunView, results: str | None = None) -> None:
+    """Bring results.csv (as ``results``, when rendered already) and summary.json up to date
+    with ``view``, each in one step."""
+    if results is None:
+        write_results_csv(view.run_dir, view.records, view.columns)
+    else:
+        write_results_text(view.run_dir / RESULTS_FILE, results)
     write_summary(view.run_dir, view.summary)
 
 
@@ -115,11 +126,10 @@ def write_outputs(source: Store | Snapshot) -> RunView:
     return view
 
 
-async def _refresh(ledger: Store) -> None:
+async def _refresh(fresh: FreshRecords) -> None:
     """Keep the results fresh without slowing the pool: rebuild what changed, write off the loop."""
     interval = REFRESH_SECONDS
     loop = asyncio.get_running_loop()
-    fresh = FreshRecords(ledger)  # copies and rebuilds only the rows that changed
     while True:
         await asyncio.sleep(interval)
         started = loop.time()
@@ -146,8 +156,10 @@ async def execute(
     on_event: Callable[[RunEvent], None] = lambda event: None,
     on_runner: Callable[[Runner], None] = lambda runner: None,
     index_sends: bool = True,
+    fresh: FreshRecords | None = None,
 ) -> RunOutcome:
-    """Run the pool against one endpoint, refreshing the results as it goes.
+    """Run the pool against one endpoint, refreshing the results as it goes (through
+    ``fresh``, when the caller wants the rows it built for the end).
 
     With ``index_sends`` (a run with its own record), each create also goes into the machine's
     index of sends, so that no other run folder repeats it. The caller writes the final results
@@ -178,7 +190,8 @@ async def execute(
         runner = new_runner()
         sent_before, done_before = ledger.tally()
         number = ledger.begin_run(dataclasses.asdict(options))
-        refresher = asyncio.create_task(_refresh(ledger))
+        # Copies and rebuilds only the rows that changed.
+        refresher = asyncio.create_task(_refresh(fresh or FreshRecords(ledger)))
         try:
             outcome = await runner.run(rows)
             # A shared run: stay while other runners have tasks open, and take over those of
@@ -206,19 +219,31 @@ async def execute(
 
 
 def write_final_outputs(
-    ledger: Store, *, report: bool = False, xlsx: bool = False
+    ledger: Store,
+    *,
+    report: bool = False,
+    xlsx: bool = False,
+    fresh: FreshRecords | None = None,
 ) -> tuple[RunView, list[str]]:
     """The last write of results.csv and summary.json (and, with ``report``, of report.html,
     and of results.xlsx with ``xlsx``), all from one build of the rows; that view, and what
     went wrong (nothing: an empty list).
 
+    Given the refresh's ``fresh``, the rows it built and the lines it rendered are brought up
+    to date and taken as they are: a long run's rows are not all built again at its end.
+
     A full disk here must not hide the run's outcome: the record is what counts, and the
     next run (or `batchwan report`) reads it.
     """
-    view = run_view(ledger)
+    settled = fresh.settle() if fresh is not None else None
+    if settled is None:
+        view, results = run_view(ledger), None
+    else:
+        built, results = settled
+        view = run_view(ledger, built.records())
     problems: list[str] = []
     try:
-        write_view(view)
+        write_view(view, results)
     except OSError as exc:
         log.error("could not write the results: %s", exc)
         problems.append(

@@ -32,6 +32,7 @@ from batchwan.values import DEFAULT_BASE_URL, CheckedRow, JobSpec, RowRecord, St
 
 if TYPE_CHECKING:
     from batchwan.plan import Plan
+    from batchwan.pool.refresh import FreshRecords
     from batchwan.provider.transport import Limits
     from batchwan.sheet.loader import Sheet, SheetStream
 
@@ -375,8 +376,10 @@ class Pipeline:
     ) -> RunResult:
         """The pool and the final outputs; ``changed`` rows need attention, ``notes`` are said."""
         from batchwan.execution import write_final_outputs
+        from batchwan.pool.refresh import FreshRecords
 
         prepared = self.prepared
+        fresh = FreshRecords(ledger)  # the refresh's rows, and at the end the final outputs'
         to_follow = _to_follow(prepared.rows, ledger)
         self._emit(
             events.RunStarted(prepared.run_dir, len(prepared.rows), to_follow, (*notes, *changed))
@@ -385,12 +388,14 @@ class Pipeline:
             outcome = RunOutcome(StopReason.INTERRUPTED, "interrupted before anything was sent")
         else:
             try:
-                outcome = await self._run_pool(ledger)
+                outcome = await self._run_pool(ledger, fresh)
             except BaseException:  # cancelled from outside: the results still match the record
-                write_final_outputs(ledger)
+                write_final_outputs(ledger, fresh=fresh)
                 raise
         self.phase = Phase.FINISHING
-        view, problems = write_final_outputs(ledger, report=True, xlsx=self.settings.xlsx)
+        view, problems = write_final_outputs(
+            ledger, report=True, xlsx=self.settings.xlsx, fresh=fresh
+        )
         return RunResult(
             prepared.run_dir,
             view.records,
@@ -400,7 +405,7 @@ class Pipeline:
             rows_changed=bool(changed),
         )
 
-    async def _run_pool(self, ledger: Store) -> RunOutcome:
+    async def _run_pool(self, ledger: Store, fresh: FreshRecords) -> RunOutcome:
         from batchwan.execution import Endpoint, execute
 
         settings, spec = self.settings, self.prepared.spec
@@ -424,7 +429,7 @@ class Pipeline:
             self._pool = asyncio.create_task(
                 execute(ledger, self._sendable, options, endpoint,
                         on_event=self._runner_event, on_runner=self._runner_ready,
-                        index_sends=not spec.store)
+                        index_sends=not spec.store, fresh=fresh)
             )  # fmt: skip
             self.phase = Phase.POOL
             try:

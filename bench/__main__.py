@@ -19,6 +19,7 @@ from typing import Any
 BENCHMARKS = [
     ("run", "bench.bench_run"),  # end to end against a minimal loop, with and without downloads
     ("folder", "bench.bench_folder"),  # cron rerun and status of a 100,000-row run folder
+    ("end", "bench.bench_end"),  # a long run's final outputs from the refresh's rows
     ("validate", "bench.bench_validate"),  # validate 1,000,000 rows against the csv module
     ("startup", "bench.bench_startup"),  # `batchwan --help` against `python -c pass`
     ("store", "bench.bench_store"),  # PostgreSQL beside SQLite; three runners beside one

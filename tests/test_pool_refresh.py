@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 from pathlib import Path
 from unittest import mock
 
 from batchwan.checks.validation import check_rows
-from batchwan.execution import write_outputs
+from batchwan.execution import write_final_outputs, write_outputs
+from batchwan.outputs.results import results_text
 from batchwan.pool.refresh import FreshRecords
 from batchwan.sheet.jobfile import load_source
 from batchwan.sheet.loader import read_sheet
+from batchwan.store import records
 from batchwan.store.ledger import Ledger
 from batchwan.values import Status
 from tests.runhelpers import write_sheet
@@ -99,8 +103,78 @@ async def test_refreshed_files_match_a_full_rewrite(tmp_path: Path) -> None:
             assert ours == (run_dir / "results.csv").read_bytes()
             full = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
             for written in (summary, full):  # when each was written differs, nothing else
-                del written["timings"]["updated_at"], written["timings"]["wall_seconds"]
+                for name in ("updated_at", "wall_seconds", "running_seconds", "elapsed_seconds"):
+                    del written["timings"][name]
             assert summary == full
         assert b"task-1" in ours
+    finally:
+        ledger.close()
+
+
+async def test_the_final_outputs_take_the_refreshed_rows_building_only_what_changed(
+    tmp_path: Path,
+) -> None:
+    """At the end, the rows a refresh built are brought up to date and taken: only the rows
+    written since are built again, and the files equal a full rewrite."""
+    ledger = _ledger(tmp_path, 1200)
+    run_dir = tmp_path / "run"
+    try:
+        keys = [row.key for row in ledger.sheet_rows]
+        fresh = FreshRecords(ledger)
+        assert fresh.take()
+        await fresh.write()
+        for n in (5, 900):
+            await ledger.begin_create(keys[n])
+            await ledger.create_accepted(keys[n], f"task-{n}")
+        with mock.patch.object(records, "_record", side_effect=records._record) as built:
+            view, problems = write_final_outputs(ledger, fresh=fresh)
+        assert built.call_count == 2
+        assert problems == []
+        assert view.records == ledger.records()
+        ours = (run_dir / "results.csv").read_bytes()
+        write_final_outputs(ledger)  # built from the record, every row again
+        assert ours == (run_dir / "results.csv").read_bytes()
+        assert b"task-900" in ours
+    finally:
+        ledger.close()
+
+
+async def test_a_refresh_cut_off_mid_build_leaves_the_end_to_build_every_row(
+    tmp_path: Path,
+) -> None:
+    """A refresh cancelled between two slices of its first build has no rows to hand over:
+    the end builds every row from the record, and the files equal a full rewrite."""
+    ledger = _ledger(tmp_path, 1200)  # three slices
+    run_dir = tmp_path / "run"
+    try:
+        fresh = FreshRecords(ledger)
+        fresh.take()
+        building = asyncio.create_task(fresh.build())
+        await asyncio.sleep(0)  # one slice built
+        await asyncio.sleep(0)
+        building.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await building
+        assert building.cancelled()
+        view, _ = write_final_outputs(ledger, fresh=fresh)
+        assert view.records == ledger.records()
+        written = (run_dir / "results.csv").read_bytes()
+        assert written == results_text(ledger.records(), view.columns).encode("utf-8")
+    finally:
+        ledger.close()
+
+
+async def test_no_refresh_writes_after_the_end_has_settled(tmp_path: Path) -> None:
+    """A refresh late on its thread must not put an older results.csv over the final one."""
+    ledger = _ledger(tmp_path, 3)
+    results = tmp_path / "run" / "results.csv"
+    try:
+        fresh = FreshRecords(ledger)
+        fresh.take()
+        await fresh.build()
+        assert fresh.settle() is not None
+        results.unlink(missing_ok=True)
+        await fresh.write()
+        assert not results.exists()
     finally:
         ledger.close()

@@ -241,19 +241,39 @@ def results_text(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()
     """The whole of results.csv as text: its header line, then one line per row."""
     header, request_columns, own = _layout(records, extra_columns, None)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([as_text_cell(name) for name in header])
     write = buffer.write
-    for cells in _text_rows(records, request_columns, own):  # one row in memory at a time
-        line = ",".join(cells)
-        # Most rows need no quoting: their cells joined are the writer's line. A cell with a
-        # comma, a quote or a line break anywhere goes through the writer, which quotes it.
-        if line.count(",") == len(cells) - 1 and not _NEEDS_QUOTES.search(line):
-            write(line)
-            write("\r\n")
-        else:
-            writer.writerow(cells)
+    for line in _csv_lines([[as_text_cell(name) for name in header]]):
+        write(line)
+    for line in _csv_lines(_text_rows(records, request_columns, own)):  # one row at a time
+        write(line)
     return buffer.getvalue()
+
+
+def results_lines(
+    records: Sequence[RowRecord], extra_columns: Sequence[str], request_columns: Sequence[str]
+) -> tuple[str, list[str]]:
+    """results.csv's header line and each row's line (with its line break), as
+    ``results_text`` writes them, under the given columns."""
+    header, request_columns, own = _layout(records, extra_columns, request_columns)
+    (head,) = _csv_lines([[as_text_cell(name) for name in header]])
+    return head, list(_csv_lines(_text_rows(records, request_columns, own)))
+
+
+def _csv_lines(rows: Iterable[list[str]]) -> Iterator[str]:
+    """Each row as the csv module writes it; most rows need no quoting, and their cells joined
+    are the writer's line. A cell with a comma, a quote or a line break anywhere goes through
+    the writer, which quotes it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for cells in rows:
+        line = ",".join(cells)
+        if line.count(",") == len(cells) - 1 and not _NEEDS_QUOTES.search(line):
+            yield line + "\r\n"
+            continue
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(cells)
+        yield buffer.getvalue()
 
 
 def write_results_csv(

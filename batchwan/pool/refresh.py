@@ -11,16 +11,16 @@ file writes (and the summary's sums) go to a worker thread.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from batchwan.atomic import atomic_writer
 from batchwan.outputs.results import (
     RESULTS_FILE,
     request_columns_of,
-    results_table,
+    results_lines,
     run_summary,
     write_summary,
 )
@@ -48,7 +48,8 @@ class FreshRecords:
     """The ledger's rows as results show them, brought up to date by what changed.
 
     ``take`` copies what changed; ``build`` rebuilds those rows; ``write`` writes the files.
-    All three run on the loop, one refresh at a time.
+    All three run on the loop, one refresh at a time. At the run's end, ``settle`` hands the
+    rows and results.csv's text to the final outputs.
     """
 
     def __init__(self, ledger: Store) -> None:
@@ -62,6 +63,10 @@ class FreshRecords:
         self._request_columns: list[str] = []
         self._where: dict[str, list[int]] = {}  # row key -> indexes of the rows it decides
         self._stale: set[str] | None = None  # keys whose rows need building; None: every row
+        # Held while a refresh replaces the files on its thread; once ``settle`` has set
+        # ``_settled``, no refresh writes again: the run's final outputs are the last word.
+        self._writing = threading.Lock()
+        self._settled = False
 
     def take(self) -> bool:
         """Copy what the ledger wrote since the last call; False when it wrote nothing."""
@@ -82,37 +87,81 @@ class FreshRecords:
 
     async def build(self) -> Snapshot:
         """Rebuild the rows that changed (every row the first time), yielding between slices."""
-        base = self._base
-        if base is None:
-            raise RuntimeError("take() first")
-        if self._stale is None:
-            await self._build_all(base)
-        elif self._stale:
-            indexes = sorted(i for key in self._stale for i in self._where.get(key, ()))
-            for start in range(0, len(indexes), SLICE):
-                self._rebuild(base, indexes[start : start + SLICE])
-                await asyncio.sleep(0)
-        self._stale = set()
-        return RecordsAt(
-            base.run_dir, self._meta, base.sheet_rows, base.entries, base.notes, list(self._rows)
-        )
+        for _ in self._steps():
+            await asyncio.sleep(0)
+        return self._built()
+
+    def settle(self) -> tuple[Snapshot, str] | None:
+        """Every row up to date now, in one go (the pool is done), and results.csv's text;
+        None when no refresh has built them all yet (a short run): building them here would
+        save nothing. No refresh writes after this.
+
+        The end of a run writes its outputs from these: rows a refresh already built are not
+        built a second time, nor their lines rendered again.
+        """
+        with self._writing:  # a refresh still writing on its thread finishes first
+            self._settled = True
+        if self._base is None or self._stale is None:
+            return None
+        self.take()
+        for _ in self._steps():
+            pass
+        return self._built(), self._text()
 
     async def write(self) -> None:
         """Build what changed, then replace results.csv and summary.json (on a worker thread)."""
         snapshot = await self.build()
         records = snapshot.records()
-        text = self._header + "".join(self._lines)
         meta = {**self._meta, "updated_at": iso_utc(now_utc()) or ""}
-        await asyncio.to_thread(_write_files, snapshot, text, records, meta)
+        await asyncio.to_thread(self._write_files, snapshot, self._text(), records, meta)
 
-    async def _build_all(self, base: Snapshot) -> None:
+    def _write_files(
+        self, snapshot: Snapshot, text: str, records: list[RowRecord], meta: dict[str, str]
+    ) -> None:
+        # A refresh cancelled at the end of the run may still be here on its thread: it must
+        # not put its older results.csv over the final one.
+        with self._writing:
+            if self._settled:
+                return
+            with atomic_writer(snapshot.run_dir / RESULTS_FILE, newline="") as handle:
+                handle.write(text)
+            summary = run_summary(records, meta, snapshot.run_dir, snapshot.committed_cost())
+            write_summary(snapshot.run_dir, summary)
+
+    def _text(self) -> str:
+        return self._header + "".join(self._lines)
+
+    def _built(self) -> Snapshot:
+        base = self._base
+        if base is None:
+            raise RuntimeError("take() first")
+        return RecordsAt(
+            base.run_dir, self._meta, base.sheet_rows, base.entries, base.notes, list(self._rows)
+        )
+
+    def _steps(self) -> Iterator[None]:
+        """Rebuild what is stale a slice at a time; the caller may yield to the loop after each.
+        Cut off between two slices, what is left stays stale for the next call."""
+        base = self._base
+        if base is None:
+            raise RuntimeError("take() first")
+        if self._stale is None:
+            yield from self._build_all(base)
+        elif self._stale:
+            indexes = sorted({i for key in self._stale for i in self._where.get(key, ())})
+            for start in range(0, len(indexes), SLICE):
+                self._rebuild(base, indexes[start : start + SLICE])
+                yield
+        self._stale = set()
+
+    def _build_all(self, base: Snapshot) -> Iterator[None]:
         rows = base.sheet_rows
-        self._rows, self._lines = [], []
+        self._rows, self._lines, self._where = [], [], {}
         for start in range(0, len(rows), SLICE):
             part = Snapshot(base.run_dir, base.meta, rows[start : start + SLICE], base.entries,
                             base.notes)  # fmt: skip
             self._rows.extend(part.records())
-            await asyncio.sleep(0)
+            yield
         for index, row in enumerate(rows):
             if row.status is Status.PENDING:
                 self._where.setdefault(row.key, []).append(index)
@@ -122,11 +171,10 @@ class FreshRecords:
             self._columns.extend(name for name in record.extra if name not in self._columns)
         # The request's columns of the whole sheet too: every line is rendered under one header.
         self._request_columns = request_columns_of(self._rows)
-        header, _ = results_table([], self._columns, self._request_columns)
-        self._header = _csv_line(header)
+        self._header, _ = results_lines([], self._columns, self._request_columns)
         for start in range(0, len(self._rows), SLICE):
             self._lines.extend(self._render(self._rows[start : start + SLICE]))
-            await asyncio.sleep(0)
+            yield
 
     def _rebuild(self, base: Snapshot, indexes: list[int]) -> None:
         rows = [base.sheet_rows[i] for i in indexes]
@@ -136,20 +184,4 @@ class FreshRecords:
             self._lines[index] = line
 
     def _render(self, records: list[RowRecord]) -> list[str]:
-        _, table = results_table(records, self._columns, self._request_columns)
-        return [_csv_line(cells) for cells in table]
-
-
-def _csv_line(cells: list[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(cells)
-    return buffer.getvalue()
-
-
-def _write_files(
-    snapshot: Snapshot, text: str, records: list[RowRecord], meta: dict[str, str]
-) -> None:
-    with atomic_writer(snapshot.run_dir / RESULTS_FILE, newline="") as handle:
-        handle.write(text)
-    summary = run_summary(records, meta, snapshot.run_dir, snapshot.committed_cost())
-    write_summary(snapshot.run_dir, summary)
+        return results_lines(records, self._columns, self._request_columns)[1]
