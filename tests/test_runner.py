@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from PIL import Image
 
@@ -289,12 +290,13 @@ class DownloadSpy(CreateSpy):
 
     def __init__(self, client: Client) -> None:
         super().__init__(client)
-        self.open = self.most_open = 0
+        self.open = self.most_open = self.downloads = 0
         self.sync_folder: set[bool] = set()
 
     async def download(self, url: str, dest: Path, *, sync_folder: bool = True) -> int:
         """Hold the download a moment, noting how many are open, then pass it through."""
         self.open += 1
+        self.downloads += 1
         self.most_open = max(self.most_open, self.open)
         self.sync_folder.add(sync_folder)
         try:
@@ -352,3 +354,45 @@ async def test_polls_keep_to_the_poll_rate(tmp_path: Path) -> None:
     seen.sort()
     for i in range(len(seen) - 10):
         assert seen[i + 10] - seen[i] >= 1.0 - 0.01
+
+
+async def test_a_rerun_downloads_only_the_videos_missing_from_the_folder(tmp_path: Path) -> None:
+    """The next runner over the record fetches again only the deleted video (and one named in
+    the record outside videos/), listing videos/ once rather than looking up each file."""
+    rows = _rows(tmp_path, 30)
+    ledger = _open(tmp_path, rows)
+    options = RunOptions(concurrency=8, rate=1000, poll_interval=0.02)
+    run_dir = tmp_path / "run"
+    try:
+        async with serve(SimConfig()) as sim, open_session() as session:
+            client = Client(session, base_url=sim.base_url, api_key=None)
+            await asyncio.wait_for(
+                Runner(ledger, client, options, body_for=build_body).run(rows), 60
+            )
+            first = {r.key: r.video_file or "" for r in ledger.records()}
+            gone, moved = rows[3].key, rows[7].key
+            (run_dir / first[gone]).unlink()
+            (run_dir / "elsewhere").mkdir()
+            (run_dir / first[moved]).rename(run_dir / "elsewhere" / "moved.mp4")
+            await ledger.note(moved, None, video_file="elsewhere/moved.mp4")
+            (run_dir / "elsewhere" / "moved.mp4").unlink()
+            spy = DownloadSpy(client)
+            checked: list[Path] = []
+            is_file = Path.is_file
+
+            def noting(path: Path) -> bool:
+                checked.append(path)
+                return is_file(path)
+
+            with mock.patch.object(Path, "is_file", noting):
+                await asyncio.wait_for(
+                    Runner(ledger, spy, options, body_for=build_body).run(rows), 60
+                )
+        records = {r.key: r for r in ledger.records()}
+    finally:
+        ledger.close()
+    assert spy.downloads == 2
+    assert all(r.status is Status.SUCCEEDED for r in records.values())
+    assert all((run_dir / (r.video_file or "")).is_file() for r in records.values())
+    assert records[gone].video_file == first[gone]  # fetched again under its own name
+    assert [p.name for p in checked if p.suffix == ".mp4"] == ["moved.mp4"]

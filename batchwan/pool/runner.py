@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hashlib
 import logging
+import os
 import random
 import re
 from collections import deque
@@ -241,11 +242,12 @@ class Runner:
     async def run(self, rows: Sequence[CheckedRow]) -> RunOutcome:
         """Submit every pending row, follow every running task, and download every video."""
         self._rows_by_key = {row.key: row for row in rows if row.status is Status.PENDING}
+        on_disk = self._videos_on_disk() if self.options.download else set()
         for entry in self.ledger.tasks_to_follow(downloads=self.options.download):
             if entry.status is Status.RUNNING and entry.task_id:
                 self._in_flight.take()
                 self._follow(self._poll(entry), entry)
-            elif self._download_due(entry):
+            elif self._download_due(entry, on_disk):
                 self._follow(self._download(entry), entry)
         queue = deque(
             row
@@ -671,13 +673,27 @@ class Runner:
 
     # -- downloading -----------------------------------------------------------------------------
 
-    def _download_due(self, entry: TaskEntry) -> bool:
+    def _download_due(self, entry: TaskEntry, on_disk: set[str] | None = None) -> bool:
+        """A succeeded row whose video is not in the run folder; ``on_disk``: the files of
+        videos/ listed once (a rerun of a big folder then makes no stat per finished row)."""
         if not self.options.download or entry.status is not Status.SUCCEEDED:
             return False
         if not entry.video_url:
             return False
-        done = entry.video_file and (self.ledger.run_dir / entry.video_file).is_file()
-        return not done
+        if not entry.video_file:
+            return True
+        folder, _, name = entry.video_file.partition("/")
+        if on_disk is not None and folder == VIDEOS_DIR and name and "/" not in name:
+            return entry.video_file not in on_disk
+        return not (self.ledger.run_dir / entry.video_file).is_file()
+
+    def _videos_on_disk(self) -> set[str]:
+        """The files in videos/, named as the record names them (``videos/NAME``)."""
+        try:
+            with os.scandir(self.ledger.run_dir / VIDEOS_DIR) as found:
+                return {f"{VIDEOS_DIR}/{e.name}" for e in found if e.is_file()}
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
 
     def _new_video_name(self, entry: TaskEntry) -> str:
         """A name no other row of this run folder has had or will get (rows move when inserted)."""
