@@ -380,10 +380,16 @@ def test_a_keyword_out_of_range_is_refused(
 
 
 def _statuses(out: Path) -> list[str]:
+    """Each row's status; "no task id yet" for a row without one (a live run shows a row whose
+    create is still unanswered as running)."""
     try:
-        return [str(status) for status in batchwan.results(out)["status"]]
+        frame = batchwan.results(out)
     except batchwan.StateError:  # the record is still being created
         return []
+    return [
+        str(status) if pd.notna(task) else "no task id yet"
+        for status, task in zip(frame["status"], frame["task_id"], strict=True)
+    ]
 
 
 async def test_cancelling_arun_propagates_and_keeps_every_task_id(tmp_path: Path) -> None:
