@@ -6,7 +6,9 @@ summary.json, ``status``, the report and results.xlsx all show these same groups
 from __future__ import annotations
 
 import json
+import operator
 import statistics
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,20 @@ class Group:
     committed: float = 0.0
     spent: float = 0.0
     renders: list[float] = field(default_factory=list)
+
+    def add_kind(self, status: Status, duration: int, cost: float, rows: int) -> None:
+        """Count in ``rows`` rows that share a status, a duration and a cost."""
+        self.rows += rows
+        self.counts[status.value] += rows
+        if status is Status.INVALID or status is Status.DUPLICATE:
+            return
+        self.video_seconds += duration * rows
+        amount = cost * rows
+        self.estimated += amount
+        if status in COMMITTED:
+            self.committed += amount
+        if status is Status.SUCCEEDED:
+            self.spent += amount
 
     def add(self, r: RowRecord) -> None:
         """Count one row in."""
@@ -114,14 +130,51 @@ def by_columns(records: Iterable[RowRecord], columns: Sequence[str]) -> list[Gro
     return breakdown(records, lambda r: tuple(r.extra.get(c, "").strip() for c in columns))
 
 
-def by_model(records: Iterable[RowRecord]) -> list[Group]:
+#: What the sums of a summary read of each row, read without a Python call per row.
+_KIND = operator.attrgetter("model", "resolution", "status", "duration", "cost")
+Kind = tuple[str, str, Status, int, float]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many rows of each kind (model, resolution, status, duration, cost) a run has, and
+    the render times of its succeeded rows by (model, resolution): the sums of a summary and
+    of its breakdowns by model and by resolution, from one pass over the rows."""
+
+    kinds: Counter[Kind]
+    renders: dict[tuple[str, str], list[float]]
+
+    @classmethod
+    def of(cls, records: Iterable[RowRecord]) -> Tally:
+        """The tally of ``records`` (a big run has a few kinds among 100,000 rows)."""
+        records = list(records)
+        renders: dict[tuple[str, str], list[float]] = {}
+        for r in records:
+            if r.status is Status.SUCCEEDED and r.submitted_at and r.finished_at:
+                seconds = (r.finished_at - r.submitted_at).total_seconds()
+                renders.setdefault((r.model, r.resolution), []).append(seconds)
+        return cls(Counter(map(_KIND, records)), renders)
+
+    def groups(self, part: int) -> list[Group]:
+        """The groups by model (``part`` 0) or by resolution (1), in natural order."""
+        groups: dict[tuple[str, ...], Group] = {}
+        for kind, rows in self.kinds.items():
+            key = (kind[0] if part == 0 else kind[1],)
+            group = groups.get(key) or groups.setdefault(key, Group(key))
+            group.add_kind(kind[2], kind[3], kind[4], rows)
+        for pair, seconds in self.renders.items():
+            groups[(pair[part],)].renders.extend(seconds)
+        return [groups[k] for k in sorted(groups, key=_natural)]
+
+
+def by_model(records: Iterable[RowRecord], tally: Tally | None = None) -> list[Group]:
     """Groups of rows sent to the same model."""
-    return breakdown(records, lambda r: (r.model,))
+    return (tally or Tally.of(records)).groups(0)
 
 
-def by_resolution(records: Iterable[RowRecord]) -> list[Group]:
+def by_resolution(records: Iterable[RowRecord], tally: Tally | None = None) -> list[Group]:
     """Groups of rows asking for the same resolution."""
-    return breakdown(records, lambda r: (r.resolution,))
+    return (tally or Tally.of(records)).groups(1)
 
 
 def stored_breakdowns(summary: Mapping[str, Any]) -> dict[str, list[Group]]:
@@ -142,12 +195,15 @@ def stored_breakdowns(summary: Mapping[str, Any]) -> dict[str, list[Group]]:
     }
 
 
-def breakdowns(records: Sequence[RowRecord], group_by: Sequence[str]) -> dict[str, Any]:
-    """Every breakdown, as summary.json holds it."""
+def breakdowns(
+    records: Sequence[RowRecord], group_by: Sequence[str], tally: Tally | None = None
+) -> dict[str, Any]:
+    """Every breakdown, as summary.json holds it (``tally``: the records', when made)."""
     columns = list(group_by)
+    tally = tally or Tally.of(records)
     return {
-        "by_model": [g.as_json(["model"]) for g in by_model(records)],
-        "by_resolution": [g.as_json(["resolution"]) for g in by_resolution(records)],
+        "by_model": [g.as_json(["model"]) for g in by_model(records, tally)],
+        "by_resolution": [g.as_json(["resolution"]) for g in by_resolution(records, tally)],
         "by_group": {
             "columns": columns,
             "groups": [g.as_json(columns) for g in by_columns(records, columns)] if columns else [],

@@ -21,7 +21,7 @@ from typing import Any
 
 from batchwan.atomic import atomic_writer, write_text_atomic
 from batchwan.outputs.cells import FORMULA_FIRST, Cell, as_text_cell, csv_text, request_value
-from batchwan.outputs.groups import breakdowns, stored_group_by
+from batchwan.outputs.groups import Tally, breakdowns, stored_group_by
 from batchwan.values import COMMITTED, RowRecord, RunLine, Status
 
 __all__ = ["LEADING_COLUMNS", "as_text_cell", "results_table", "summarize", "typed_table"]
@@ -451,19 +451,18 @@ def summarize(
     counts = {status.value: 0 for status in Status}
     by_resolution: dict[str, int] = {}
     estimated = committed = spent = 0.0
-    renders: list[float] = []
-    for r in records:
-        counts[r.status.value] += 1
-        if r.status in (Status.INVALID, Status.DUPLICATE):
+    tally = Tally.of(records)  # one pass over the rows, shared with the breakdowns
+    for (_, resolution, status, duration, cost), rows in tally.kinds.items():
+        counts[status.value] += rows
+        if status in (Status.INVALID, Status.DUPLICATE):
             continue
-        by_resolution[r.resolution] = by_resolution.get(r.resolution, 0) + r.duration
-        estimated += r.cost
-        if r.status in COMMITTED:
-            committed += r.cost
-        if r.status is Status.SUCCEEDED:
-            spent += r.cost
-            if r.submitted_at and r.finished_at:
-                renders.append((r.finished_at - r.submitted_at).total_seconds())
+        by_resolution[resolution] = by_resolution.get(resolution, 0) + duration * rows
+        estimated += cost * rows
+        if status in COMMITTED:
+            committed += cost * rows
+        if status is Status.SUCCEEDED:
+            spent += cost * rows
+    renders = [seconds for part in tally.renders.values() for seconds in part]
     max_cost = meta.get("max_cost")
     columns = stored_group_by(meta) if group_by is None else tuple(group_by)
     timings, lines = _timings(meta, runs, renders)
@@ -483,7 +482,7 @@ def summarize(
         "timings": timings,
         "runs": lines,
         "group_by": list(columns),
-        "breakdowns": breakdowns(records, columns),
+        "breakdowns": breakdowns(records, columns, tally),
     }
 
 
