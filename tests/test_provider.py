@@ -30,7 +30,7 @@ from batchwan.errors import (
 )
 from batchwan.provider.base import Request, checked_task_id, clean_text, too_deep
 from batchwan.provider.client import Client, Limits, open_session
-from batchwan.provider.downloads import AddressPolicy, address_kind, check_video_url
+from batchwan.provider.downloads import AddressPolicy, address_kind, checked_host
 from batchwan.provider.mulerouter import MuleRouter, decode, generation_path
 from batchwan.values import TaskInfo, TaskState
 
@@ -326,21 +326,21 @@ LOOPBACK = AddressPolicy("http://127.0.0.1:8808")
 def test_video_links_that_are_refused(url: str, policy: AddressPolicy, reason: str) -> None:
     """Invalid links, other schemes, and addresses inside the network are refused."""
     with pytest.raises(VideoRefused, match=reason):
-        check_video_url(url, policy)
+        checked_host(url, policy)
 
 
 @pytest.mark.parametrize(
-    ("url", "policy"),
+    ("url", "policy", "host"),
     [
-        ("https://cdn.example.com/v.mp4?sig=1", PUBLIC),
-        ("http://8.8.8.8/v.mp4", PUBLIC),
-        ("http://127.0.0.1:9/v.mp4", LOOPBACK),
-        ("http://localhost:9/v.mp4", LOOPBACK),
+        ("https://cdn.example.com/v.mp4?sig=1", PUBLIC, "cdn.example.com"),
+        ("http://8.8.8.8/v.mp4", PUBLIC, "8.8.8.8"),
+        ("http://127.0.0.1:9/v.mp4", LOOPBACK, "127.0.0.1"),
+        ("http://localhost:9/v.mp4", LOOPBACK, "localhost"),
     ],
 )
-def test_video_links_that_are_allowed(url: str, policy: AddressPolicy) -> None:
+def test_video_links_that_are_allowed(url: str, policy: AddressPolicy, host: str) -> None:
     """Public hosts always; loopback only when the base URL is loopback too (the simulator)."""
-    assert check_video_url(url, policy) == url
+    assert checked_host(url, policy) == host
 
 
 def test_address_kinds() -> None:

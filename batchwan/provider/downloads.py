@@ -92,13 +92,7 @@ class AddressPolicy:
         return f"it points at a {kind} address ({address})"
 
 
-def check_video_url(url: str, policy: AddressPolicy) -> str:
-    """``url`` when it is a link a video may be fetched from; VideoRefused otherwise."""
-    _checked_host(url, policy)
-    return url
-
-
-def _checked_host(url: str, policy: AddressPolicy) -> str:
+def checked_host(url: str, policy: AddressPolicy) -> str:
     """The host of ``url`` when it is a link a video may be fetched from; VideoRefused if not."""
     try:
         parts = urlsplit(url)
@@ -185,7 +179,7 @@ class Downloader:
 
     async def _follow(self, url: str, part: _PartFile) -> int:
         for _ in range(_REDIRECTS + 1):
-            await self._check_host(_checked_host(url, self._policy), url)
+            await self._check_host(checked_host(url, self._policy), url)
             async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as resp:
                 location = resp.headers.get("Location")
                 if resp.status in _REDIRECT_CODES and location:
