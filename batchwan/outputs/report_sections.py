@@ -14,7 +14,6 @@ from batchwan.outputs.statusview import (
     format_duration,
     format_money,
     format_when,
-    render_seconds,
     resolution_order,
 )
 from batchwan.safe_text import clean
@@ -101,7 +100,7 @@ def charts(records: Sequence[RowRecord], head: Headline, groups: Sequence[ErrorG
         (
             "Render time of succeeded rows",
             histogram(
-                render_seconds(records),
+                head.render_times,
                 label="Render time distribution",
                 colour="#3b6ea8",
                 markers=[("median", head.render_median), ("p90", head.render_p90)],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import os
@@ -73,10 +74,9 @@ def _request_columns(records: Sequence[RowRecord]) -> list[str]:
 
 def own_columns(records: Sequence[RowRecord], extra_columns: Sequence[str] = ()) -> list[str]:
     """The sheet's own columns: those named, then any others the records carry, first seen."""
-    columns = list(extra_columns)
-    for record in records:  # columns the caller did not name still get written
-        columns.extend(name for name in record.extra if name not in columns)
-    return columns
+    # Columns the caller did not name still get written, in the order first seen.
+    seen = dict.fromkeys(itertools.chain.from_iterable(r.extra for r in records))
+    return [*extra_columns, *(name for name in seen if name not in extra_columns)]
 
 
 def _own_header(name: str, taken: set[str]) -> str:

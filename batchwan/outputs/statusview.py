@@ -8,10 +8,12 @@ results.xlsx show the same statuses and numbers.
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,8 @@ class Headline:
     render_p90: float | None
     runs: int = 0  # invocations of `run` the running time is summed over
     elapsed_seconds: float | None = None  # from the first start to the last update
+    # Each succeeded row's render time (``render_seconds``), for the report's histogram.
+    render_times: list[float] = field(default_factory=list, repr=False, compare=False)
 
 
 def render_seconds(records: Iterable[RowRecord]) -> list[float]:
@@ -130,8 +134,7 @@ def headline(
     if counts_by_status is not None:
         counts.update(counts_by_status)
     else:
-        for record in records:
-            counts[record.status] += 1
+        counts.update(Counter(map(operator.attrgetter("status"), records)))
     cost = _section(summary, "cost")
     video = _section(summary, "video_seconds")
     timings = _section(summary, "timings")
@@ -167,6 +170,7 @@ def headline(
         render_p90=p90,
         runs=int(_number(timings.get("runs"))),
         elapsed_seconds=_optional(timings.get("elapsed_seconds")),
+        render_times=durations,
     )
 
 
