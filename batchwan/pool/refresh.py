@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from batchwan.atomic import atomic_writer
 from batchwan.outputs.results import (
     RESULTS_FILE,
+    own_columns,
     request_columns_of,
     results_lines,
     run_summary,
@@ -166,9 +167,7 @@ class FreshRecords:
             if row.status is Status.PENDING:
                 self._where.setdefault(row.key, []).append(index)
         # The columns of the whole sheet, found once: each row's line then has them all.
-        self._columns = list(json.loads(self._meta.get("columns", "[]")))
-        for record in self._rows:
-            self._columns.extend(name for name in record.extra if name not in self._columns)
+        self._columns = own_columns(self._rows, json.loads(self._meta.get("columns", "[]")))
         # The request's columns of the whole sheet too: every line is rendered under one header.
         self._request_columns = request_columns_of(self._rows)
         self._header, _ = results_lines([], self._columns, self._request_columns)
