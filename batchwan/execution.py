@@ -24,6 +24,7 @@ from batchwan.pool.refresh import FreshRecords
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.pricing import row_cost
 from batchwan.provider.client import Client, open_session
+from batchwan.provider.downloads import PolicyResolver
 from batchwan.provider.transport import Limits
 from batchwan.store.base import Store
 from batchwan.store.choose import open_store
@@ -166,7 +167,10 @@ async def execute(
     (``write_final_outputs``) once the pool is done.
     """
     connections = options.sizes().connections
-    async with open_session(limit=connections, limit_per_host=connections) as session:
+    resolver = PolicyResolver(endpoint.base_url)
+    async with open_session(
+        limit=connections, limit_per_host=connections, resolver=resolver
+    ) as session:
         client = Client(
             session, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model,
             limits=endpoint.limits or Limits(),
@@ -216,6 +220,7 @@ async def execute(
             )
             if repeats is not None:
                 repeats.close()
+            await resolver.close()  # the run is over: nothing more is looked up
 
 
 def write_final_outputs(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import socket
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 from simhelpers import body, tiny_server
 
 from batchwan.errors import (
@@ -30,7 +32,14 @@ from batchwan.errors import (
 )
 from batchwan.provider.base import Request, checked_task_id, clean_text, too_deep
 from batchwan.provider.client import Client, Limits, open_session
-from batchwan.provider.downloads import AddressPolicy, address_kind, checked_host
+from batchwan.provider.downloads import (
+    AddressPolicy,
+    Downloader,
+    PolicyResolver,
+    RefusedAddress,
+    address_kind,
+    checked_host,
+)
 from batchwan.provider.mulerouter import MuleRouter, decode, generation_path
 from batchwan.values import TaskInfo, TaskState
 
@@ -366,6 +375,71 @@ async def test_a_host_name_that_resolves_inside_the_network_is_refused(
         with pytest.raises(VideoRefused, match="loopback address"):
             await client.download(f"http://localhost:{port}/v.mp4", tmp_path / "v.mp4")
     assert seen == []
+
+
+class _Answers(AbstractResolver):
+    """A resolver whose names answer what the test says (no real lookup)."""
+
+    def __init__(self, answers: Mapping[str, list[str]]) -> None:
+        self.answers = answers
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
+            for a in self.answers[host]
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_run_resolver_keeps_allowed_addresses_and_refuses_the_rest() -> None:
+    """Public addresses are kept, inside ones dropped; the base URL's own host resolves as is."""
+    inner = _Answers({
+        "cdn.example": ["10.0.0.7", "8.8.8.8"],
+        "metadata.example": ["169.254.169.254"],
+        "api.internal": ["10.1.2.3"],
+    })  # fmt: skip
+    resolver = PolicyResolver("https://API.internal/", inner)
+    assert [r["host"] for r in await resolver.resolve("cdn.example")] == ["8.8.8.8"]
+    with pytest.raises(RefusedAddress, match="link-local"):
+        await resolver.resolve("metadata.example")
+    assert [r["host"] for r in await resolver.resolve("api.internal")] == ["10.1.2.3"]
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+async def test_a_name_that_answers_differently_when_connecting_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, guarded: bool
+) -> None:
+    """DNS rebinding: the check's lookup answered a public address (faked here by skipping it),
+    the connection's lookup answers loopback. The run's session refuses to connect there."""
+
+    async def looks_public(self: Downloader, host: str, url: str) -> None:
+        return None
+
+    monkeypatch.setattr(Downloader, "_check_host", looks_public)
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        return web.Response(body=MP4)
+
+    base = "https://api.mulerouter.ai"
+    resolver = PolicyResolver(base) if guarded else None
+    async with tiny_server(handle) as url, open_session(resolver=resolver) as session:
+        port = url.rsplit(":", 1)[1]
+        client = Client(session, base_url=base, api_key=KEY)
+        link = f"http://localhost:{port}/v.mp4"
+        if not guarded:  # without the resolver the same link is fetched: the test can fail
+            assert await client.download(link, tmp_path / "v.mp4") == len(MP4)
+            assert seen == ["/v.mp4"]
+            return
+        with pytest.raises(VideoRefused, match="loopback address"):
+            await client.download(link, tmp_path / "v.mp4")
+    assert seen == []
+    assert _files(tmp_path) == []
 
 
 async def test_a_redirect_into_the_network_is_refused(

@@ -23,6 +23,8 @@ from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from batchwan.errors import ApiError, DiskFull, VideoRefused
 from batchwan.provider.base import Provider, clean_text
@@ -90,6 +92,49 @@ class AddressPolicy:
         if kind is None or kind in self.allowed:
             return None
         return f"it points at a {kind} address ({address})"
+
+
+class RefusedAddress(OSError):
+    """A host name resolved only to addresses the policy refuses."""
+
+
+class PolicyResolver(AbstractResolver):
+    """aiohttp's lookups under an AddressPolicy, for the connections themselves.
+
+    The check before a download looks a name up once; aiohttp looks it up again to connect, and
+    a name that answers differently the second time (DNS rebinding) would lead there. This
+    resolver is that second lookup: refused addresses are dropped, and a name left with none is
+    refused. The base URL's own host is resolved as it is: the provider is wherever it says.
+    """
+
+    def __init__(self, base_url: str, inner: AbstractResolver | None = None) -> None:
+        self._policy = AddressPolicy(base_url)
+        self._trusted = (urlsplit(base_url).hostname or "").lower()
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The host's allowed addresses; RefusedAddress when it has none."""
+        found = await self._inner.resolve(host, port, family)
+        if host.lower() == self._trusted:
+            return found
+        kept: list[ResolveResult] = []
+        reason = "it resolves to no address"
+        for result in found:
+            address = _literal(result["host"])
+            refusal = self._policy.refusal(address) if address is not None else "no address"
+            if refusal is None:
+                kept.append(result)
+            else:
+                reason = refusal
+        if not kept:
+            raise RefusedAddress(reason)
+        return kept
+
+    async def close(self) -> None:
+        """Close the resolver it wraps."""
+        await self._inner.close()
 
 
 def checked_host(url: str, policy: AddressPolicy) -> str:
@@ -180,15 +225,22 @@ class Downloader:
     async def _follow(self, url: str, part: _PartFile) -> int:
         for _ in range(_REDIRECTS + 1):
             await self._check_host(checked_host(url, self._policy), url)
-            async with self._session.get(url, timeout=self._timeout, allow_redirects=False) as resp:
-                location = resp.headers.get("Location")
-                if resp.status in _REDIRECT_CODES and location:
-                    url = urljoin(url, location)
-                    continue
-                if resp.status != 200:
-                    raw, _ = await read_capped(resp, 64 * 1024)
-                    raise self._refusal(resp.status, raw, resp.headers, url)
-                return await self._stream(resp, part, url)
+            try:
+                async with self._session.get(
+                    url, timeout=self._timeout, allow_redirects=False
+                ) as resp:
+                    location = resp.headers.get("Location")
+                    if resp.status in _REDIRECT_CODES and location:
+                        url = urljoin(url, location)
+                        continue
+                    if resp.status != 200:
+                        raw, _ = await read_capped(resp, 64 * 1024)
+                        raise self._refusal(resp.status, raw, resp.headers, url)
+                    return await self._stream(resp, part, url)
+            except aiohttp.ClientConnectorDNSError as exc:  # the session's PolicyResolver said no
+                if isinstance(exc.os_error, RefusedAddress):
+                    raise _refused(url, str(exc.os_error)) from exc
+                raise
         raise _refused(url, f"more than {_REDIRECTS} redirects")
 
     def _refusal(self, status: int, raw: bytes, headers: Any, url: str) -> ApiError:
@@ -200,7 +252,7 @@ class Downloader:
         """Refuse a host name that resolves to a refused address (e.g. an internal name).
 
         aiohttp looks the name up again when it connects; a name that answers differently a
-        moment later (DNS rebinding) is not caught here, only by a resolver in the session.
+        moment later (DNS rebinding) is caught there, by the run's session's PolicyResolver.
         """
         if _literal(host) is not None:
             return

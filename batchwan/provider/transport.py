@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDictProxy
 
 from batchwan import __version__
@@ -65,12 +66,20 @@ class Limits:
         )
 
 
-def open_session(*, limit: int = 32, limit_per_host: int = 16) -> aiohttp.ClientSession:
+def open_session(
+    *,
+    limit: int = 32,
+    limit_per_host: int = 16,
+    resolver: AbstractResolver | None = None,
+) -> aiohttp.ClientSession:
     """One session for a whole run: bounded connection pool, no proxies from the environment.
 
-    Call it inside the running event loop and close it (``async with``) at the end.
+    Call it inside the running event loop and close it (``async with``) at the end. A run
+    passes a ``downloads.PolicyResolver``, so no connection reaches an address it refuses (the
+    caller closes it: the connector closes only a resolver of its own).
     """
     connector = aiohttp.TCPConnector(
+        resolver=resolver,
         limit=limit,
         limit_per_host=limit_per_host,
         ttl_dns_cache=300,
