@@ -24,7 +24,7 @@ from batchwan.pool.refresh import FreshRecords
 from batchwan.pool.runner import RunEvent, Runner, RunOptions, RunOutcome
 from batchwan.pricing import row_cost
 from batchwan.provider.client import Client, open_session
-from batchwan.provider.downloads import PolicyResolver
+from batchwan.provider.downloads import policy_resolver
 from batchwan.provider.transport import Limits
 from batchwan.store.base import Store
 from batchwan.store.choose import open_store
@@ -167,7 +167,7 @@ async def execute(
     (``write_final_outputs``) once the pool is done.
     """
     connections = options.sizes().connections
-    resolver = PolicyResolver(endpoint.base_url)
+    resolver = policy_resolver(endpoint.base_url)
     async with open_session(
         limit=connections, limit_per_host=connections, resolver=resolver
     ) as session:

@@ -35,12 +35,12 @@ from batchwan.provider.client import Client, Limits, open_session
 from batchwan.provider.downloads import (
     AddressPolicy,
     Downloader,
-    PolicyResolver,
-    RefusedAddress,
     address_kind,
     checked_host,
+    policy_resolver,
 )
 from batchwan.provider.mulerouter import MuleRouter, decode, generation_path
+from batchwan.provider.resolver import RefusedAddress
 from batchwan.values import TaskInfo, TaskState
 
 KEY = "sk-test-0123456789abcdef"
@@ -402,7 +402,7 @@ async def test_the_run_resolver_keeps_allowed_addresses_and_refuses_the_rest() -
         "metadata.example": ["169.254.169.254"],
         "api.internal": ["10.1.2.3"],
     })  # fmt: skip
-    resolver = PolicyResolver("https://API.internal/", inner)
+    resolver = policy_resolver("https://API.internal/", inner)
     assert [r["host"] for r in await resolver.resolve("cdn.example")] == ["8.8.8.8"]
     with pytest.raises(RefusedAddress, match="link-local"):
         await resolver.resolve("metadata.example")
@@ -427,7 +427,7 @@ async def test_a_name_that_answers_differently_when_connecting_is_refused(
         return web.Response(body=MP4)
 
     base = "https://api.mulerouter.ai"
-    resolver = PolicyResolver(base) if guarded else None
+    resolver = policy_resolver(base) if guarded else None
     async with tiny_server(handle) as url, open_session(resolver=resolver) as session:
         port = url.rsplit(":", 1)[1]
         client = Client(session, base_url=base, api_key=KEY)

@@ -16,14 +16,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from batchwan.checks.media import (
     MAX_AUDIO_BYTES,
@@ -33,6 +30,7 @@ from batchwan.checks.media import (
     probe_audio,
     probe_image,
 )
+from batchwan.provider.resolver import FilteringResolver, RefusedAddress
 from batchwan.values import CheckedRow, RowIssue, Status
 
 log = logging.getLogger(__name__)
@@ -42,10 +40,6 @@ _TYPES = {"image": ("image/",), "last_frame": ("image/",), "audio_url": ("audio/
 _CHUNK = 64 * 1024
 _MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
-
-
-class PrivateAddress(OSError):
-    """A URL leads to an address that is not on the public internet."""
 
 
 def _is_public(address: str) -> bool:
@@ -58,26 +52,9 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-class PublicResolver(AbstractResolver):
-    """Resolves host names like aiohttp's default, keeping only public addresses."""
-
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """The host's public addresses; PrivateAddress when it has none."""
-        found = await self._inner.resolve(host, port, family)
-        public = [r for r in found if _is_public(r["host"])]
-        if not public:
-            address = found[0]["host"] if found else "nothing"
-            raise PrivateAddress(f"resolves to {address}")
-        return public
-
-    async def close(self) -> None:
-        """Close the resolver it wraps."""
-        await self._inner.close()
+def _public_only(address: str) -> str | None:
+    """Why the resolver of the checks refuses ``address``: it is not public."""
+    return None if _is_public(address) else f"resolves to {address}"
 
 
 async def _private_target(url: str) -> str | None:
@@ -188,7 +165,7 @@ async def _check_one(
             return await _fetch_problems(session, field, url, allow_private)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             cause = getattr(exc, "os_error", None) or exc.__cause__
-            if isinstance(cause, PrivateAddress):
+            if isinstance(cause, RefusedAddress):
                 return [_refusal(url, f"leads to a host that {cause}")]
             reason = str(exc) or type(exc).__name__
             return [f"{url} could not be fetched ({reason}); check the link"]
@@ -213,7 +190,7 @@ async def check_urls(
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     options: dict[str, Any] = {"limit": max(1, concurrency)}
     if not allow_private:
-        options["resolver"] = PublicResolver()
+        options["resolver"] = FilteringResolver(_public_only)
     connector = aiohttp.TCPConnector(**options)
     async with aiohttp.ClientSession(timeout=client_timeout, connector=connector) as session:
         keys = list(targets)

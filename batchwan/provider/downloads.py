@@ -23,12 +23,12 @@ from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
+from aiohttp.abc import AbstractResolver
 
 from batchwan.errors import ApiError, DiskFull, VideoRefused
 from batchwan.provider.base import Provider, clean_text
 from batchwan.provider.finisher import FileFinisher
+from batchwan.provider.resolver import FilteringResolver, RefusedAddress
 from batchwan.provider.transport import MB, Limits, read_capped, transport_error
 
 _log = logging.getLogger(__name__)
@@ -94,47 +94,16 @@ class AddressPolicy:
         return f"it points at a {kind} address ({address})"
 
 
-class RefusedAddress(OSError):
-    """A host name resolved only to addresses the policy refuses."""
+def policy_resolver(base_url: str, inner: AbstractResolver | None = None) -> FilteringResolver:
+    """The resolver of a run's session: addresses that ``AddressPolicy(base_url)`` refuses are
+    dropped when connecting (see ``provider.resolver``); the base URL's own host resolves as is."""
+    policy = AddressPolicy(base_url)
 
+    def refusal(host: str) -> str | None:
+        address = _literal(host)
+        return policy.refusal(address) if address is not None else f"it resolves to {host!r}"
 
-class PolicyResolver(AbstractResolver):
-    """aiohttp's lookups under an AddressPolicy, for the connections themselves.
-
-    The check before a download looks a name up once; aiohttp looks it up again to connect, and
-    a name that answers differently the second time (DNS rebinding) would lead there. This
-    resolver is that second lookup: refused addresses are dropped, and a name left with none is
-    refused. The base URL's own host is resolved as it is: the provider is wherever it says.
-    """
-
-    def __init__(self, base_url: str, inner: AbstractResolver | None = None) -> None:
-        self._policy = AddressPolicy(base_url)
-        self._trusted = (urlsplit(base_url).hostname or "").lower()
-        self._inner = inner or DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """The host's allowed addresses; RefusedAddress when it has none."""
-        found = await self._inner.resolve(host, port, family)
-        if host.lower() == self._trusted:
-            return found
-        kept: list[ResolveResult] = []
-        reason = "it resolves to no address"
-        for result in found:
-            address = _literal(result["host"])
-            refusal = self._policy.refusal(address) if address is not None else "no address"
-            if refusal is None:
-                kept.append(result)
-            else:
-                reason = refusal
-        if not kept:
-            raise RefusedAddress(reason)
-        return kept
-
-    async def close(self) -> None:
-        """Close the resolver it wraps."""
-        await self._inner.close()
+    return FilteringResolver(refusal, trusted=urlsplit(base_url).hostname, inner=inner)
 
 
 def checked_host(url: str, policy: AddressPolicy) -> str:
@@ -237,7 +206,7 @@ class Downloader:
                         raw, _ = await read_capped(resp, 64 * 1024)
                         raise self._refusal(resp.status, raw, resp.headers, url)
                     return await self._stream(resp, part, url)
-            except aiohttp.ClientConnectorDNSError as exc:  # the session's PolicyResolver said no
+            except aiohttp.ClientConnectorDNSError as exc:  # the session's resolver said no
                 if isinstance(exc.os_error, RefusedAddress):
                     raise _refused(url, str(exc.os_error)) from exc
                 raise
@@ -252,7 +221,7 @@ class Downloader:
         """Refuse a host name that resolves to a refused address (e.g. an internal name).
 
         aiohttp looks the name up again when it connects; a name that answers differently a
-        moment later (DNS rebinding) is caught there, by the run's session's PolicyResolver.
+        moment later (DNS rebinding) is caught there, by the run's session's ``policy_resolver``.
         """
         if _literal(host) is not None:
             return

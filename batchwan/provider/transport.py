@@ -75,7 +75,7 @@ def open_session(
     """One session for a whole run: bounded connection pool, no proxies from the environment.
 
     Call it inside the running event loop and close it (``async with``) at the end. A run
-    passes a ``downloads.PolicyResolver``, so no connection reaches an address it refuses (the
+    passes a ``downloads.policy_resolver``, so no connection reaches an address it refuses (the
     caller closes it: the connector closes only a resolver of its own).
     """
     connector = aiohttp.TCPConnector(
